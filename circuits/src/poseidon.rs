@@ -45,7 +45,7 @@ fn node_capacity() -> Fr {
 /// The shared Poseidon specification (its matrices take a while to derive, so once per process).
 pub fn spec() -> &'static OptimizedPoseidonSpec<Fr, T, RATE> {
     static SPEC: OnceLock<OptimizedPoseidonSpec<Fr, T, RATE>> = OnceLock::new();
-    SPEC.get_or_init(|| OptimizedPoseidonSpec::new::<R_F, R_P, 0>())
+    SPEC.get_or_init(OptimizedPoseidonSpec::new::<R_F, R_P, 0>)
 }
 
 /// Arithmetic the permutation needs, so that one description of it serves both the native

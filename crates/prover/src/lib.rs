@@ -1,0 +1,360 @@
+//! proofmill's prover: the SRS store, the key cache, proving and verifying catalog circuits,
+//! and the proof envelope.
+//!
+//! Every proof this crate returns has already been accepted by the stock halo2 verifier.
+//! The prover knows circuits (through `proofmill-circuits`) and keys; it knows nothing of
+//! HTTP, jobs or tenants.
+
+pub mod envelope;
+pub mod keys;
+pub mod srs;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use halo2_base::{
+    gates::circuit::{builder::BaseCircuitBuilder, CircuitBuilderStage},
+    halo2_proofs::{
+        halo2curves::bn256::{Bn256, Fr, G1Affine},
+        plonk::{create_proof, verify_proof},
+        poly::{
+            commitment::ParamsProver,
+            kzg::{
+                commitment::{KZGCommitmentScheme, ParamsKZG},
+                multiopen::{ProverSHPLONK, VerifierSHPLONK},
+                strategy::AccumulatorStrategy,
+            },
+            VerificationStrategy,
+        },
+        transcript::{TranscriptReadBuffer, TranscriptWriterBuffer},
+    },
+};
+use proofmill_circuits::{CatalogCircuit, CircuitError, Witness};
+use rand::{rngs::StdRng, SeedableRng};
+use snark_verifier_sdk::{
+    halo2::{PoseidonTranscript, POSEIDON_SPEC},
+    snark_verifier::system::halo2::transcript::evm::EvmTranscript,
+    NativeLoader,
+};
+
+pub use envelope::{EnvelopeError, ProofEnvelope, Transcript};
+pub use keys::{CircuitKeys, KeyStore};
+pub use srs::{Srs, SrsError, SrsStore};
+
+/// Why proving or verifying could not be done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProverError {
+    /// The circuit or its input is not acceptable (the caller's mistake).
+    #[error(transparent)]
+    Circuit(#[from] CircuitError),
+    /// The envelope is unusable (the caller's mistake).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The SRS could not be loaded or generated.
+    #[error(transparent)]
+    Srs(#[from] SrsError),
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Key generation failed.
+    #[error("key generation failed: {0}")]
+    Keygen(String),
+    /// halo2 could not create the proof.
+    #[error("proof generation failed: {0}")]
+    Proving(String),
+    /// The stock verifier rejected a proof this prover just made: a bug, never shipped.
+    #[error("self-check failed: the stock halo2 verifier rejected the proof just generated for {circuit}; it was not returned")]
+    SelfCheckFailed {
+        /// The circuit.
+        circuit: String,
+    },
+    /// An invariant broke.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ProverError {
+    /// True when the error is the caller's (bad input), false when it is the appliance's.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, Self::Circuit(_) | Self::Envelope(_))
+    }
+}
+
+/// The steps of a proof, reported as they start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Parsing and validating the input.
+    Witness,
+    /// Loading (or generating) the SRS.
+    Srs,
+    /// Loading the proving key.
+    Keys,
+    /// Generating the proving key (first use of a circuit under this SRS).
+    Keygen,
+    /// Running the prover.
+    Proving,
+    /// Checking the proof with the stock verifier.
+    Verifying,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Witness => "validating input",
+            Stage::Srs => "loading SRS",
+            Stage::Keys => "loading proving key",
+            Stage::Keygen => "generating proving key (first use; cached afterwards)",
+            Stage::Proving => "proving",
+            Stage::Verifying => "verifying with the stock halo2 verifier",
+        })
+    }
+}
+
+/// Whether a proof verified, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verdict {
+    /// True when the stock verifier accepted the proof.
+    pub valid: bool,
+    /// Why not, when invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Proves and verifies catalog circuits, with SRS files and keys under one data directory.
+pub struct Prover {
+    srs: SrsStore,
+    keys: KeyStore,
+}
+
+impl Prover {
+    /// A prover keeping SRS files in `{data_dir}/srs` and keys in `{data_dir}/keys`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            srs: SrsStore::new(data_dir.join("srs")),
+            keys: KeyStore::new(data_dir.join("keys")),
+        }
+    }
+
+    /// The SRS store.
+    pub fn srs_store(&self) -> &SrsStore {
+        &self.srs
+    }
+
+    /// The SRS a circuit is proven under.
+    pub fn srs_for(&self, circuit: &CatalogCircuit) -> Result<Arc<Srs>, ProverError> {
+        Ok(self.srs.load(circuit.shape().k)?)
+    }
+
+    /// The keys of a circuit (generated on first use).
+    pub fn keys(
+        &self,
+        circuit: &CatalogCircuit,
+        progress: &dyn Fn(Stage),
+    ) -> Result<Arc<CircuitKeys>, ProverError> {
+        progress(Stage::Srs);
+        let srs = self.srs_for(circuit)?;
+        progress(Stage::Keys);
+        self.keys.get(circuit, &srs, &|| progress(Stage::Keygen))
+    }
+
+    /// Validates a job input and proves it.
+    pub fn prove(
+        &self,
+        circuit: &CatalogCircuit,
+        input: &serde_json::Value,
+        transcript: Transcript,
+        progress: &dyn Fn(Stage),
+    ) -> Result<ProofEnvelope, ProverError> {
+        progress(Stage::Witness);
+        let witness = circuit.parse_input(input)?;
+        self.prove_witness(circuit, &witness, transcript, progress)
+    }
+
+    /// Proves a validated witness; the proof is checked by the stock verifier before it is
+    /// returned.
+    pub fn prove_witness(
+        &self,
+        circuit: &CatalogCircuit,
+        witness: &Witness,
+        transcript: Transcript,
+        progress: &dyn Fn(Stage),
+    ) -> Result<ProofEnvelope, ProverError> {
+        let keys = self.keys(circuit, progress)?;
+        let srs = self.srs_for(circuit)?;
+        progress(Stage::Proving);
+        let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Prover)
+            .use_params(keys.config_params.clone())
+            .use_break_points(keys.break_points.clone());
+        let instances = vec![circuit.synthesize(&mut builder, witness)?];
+        let proof = create(srs.params(), &keys, builder, &instances, transcript)?;
+        progress(Stage::Verifying);
+        if !check(srs.params(), &keys, &instances, &proof, transcript) {
+            return Err(ProverError::SelfCheckFailed {
+                circuit: circuit.name(),
+            });
+        }
+        Ok(ProofEnvelope {
+            format: envelope::FORMAT.to_owned(),
+            circuit: circuit.name(),
+            k: circuit.shape().k,
+            vk_hash: keys.vk_hash.clone(),
+            transcript,
+            instances: ProofEnvelope::encode_instances(&instances),
+            proof: format!("0x{}", hex::encode(&proof)),
+        })
+    }
+
+    /// Verifies an envelope with the stock halo2 verifier. An envelope that names an unknown
+    /// circuit or is malformed is an error; a proof that does not verify (altered bytes,
+    /// altered public inputs, another key) is `Ok` with `valid: false`.
+    pub fn verify(
+        &self,
+        envelope: &ProofEnvelope,
+        progress: &dyn Fn(Stage),
+    ) -> Result<Verdict, ProverError> {
+        let circuit = proofmill_circuits::lookup(&envelope.circuit)?;
+        let instances = envelope.instance_values()?;
+        let proof = envelope.proof_bytes()?;
+        let invalid = |reason: String| {
+            Ok(Verdict {
+                valid: false,
+                reason: Some(reason),
+            })
+        };
+        let k = circuit.shape().k;
+        if envelope.k != k {
+            return invalid(format!(
+                "k is {} but {} has k={k}",
+                envelope.k,
+                circuit.name()
+            ));
+        }
+        if instances.len() != 1 || instances[0].len() != circuit.num_instances() {
+            return invalid(format!(
+                "{} has one instance column of {} public inputs; the envelope has {:?}",
+                circuit.name(),
+                circuit.num_instances(),
+                instances.iter().map(Vec::len).collect::<Vec<_>>()
+            ));
+        }
+        let keys = self.keys(&circuit, progress)?;
+        if envelope.vk_hash != keys.vk_hash {
+            return invalid(format!(
+                "vk_hash {} is not this appliance's verifying key for {} ({}): made under another SRS or circuit version",
+                envelope.vk_hash,
+                circuit.name(),
+                keys.vk_hash
+            ));
+        }
+        progress(Stage::Verifying);
+        let srs = self.srs_for(&circuit)?;
+        if check(srs.params(), &keys, &instances, &proof, envelope.transcript) {
+            Ok(Verdict {
+                valid: true,
+                reason: None,
+            })
+        } else {
+            invalid("the stock halo2 verifier rejected the proof".into())
+        }
+    }
+}
+
+/// Runs halo2's `create_proof` (SHPLONK) with the chosen transcript.
+fn create(
+    params: &ParamsKZG<Bn256>,
+    keys: &CircuitKeys,
+    circuit: BaseCircuitBuilder<Fr>,
+    instances: &[Vec<Fr>],
+    transcript: Transcript,
+) -> Result<Vec<u8>, ProverError> {
+    let instances: Vec<&[Fr]> = instances.iter().map(Vec::as_slice).collect();
+    let rng = StdRng::from_entropy();
+    let result = match transcript {
+        Transcript::Poseidon => {
+            let mut t = PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(
+                vec![],
+                POSEIDON_SPEC.clone(),
+            );
+            create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+                params,
+                &keys.pk,
+                &[circuit],
+                &[&instances],
+                rng,
+                &mut t,
+            )
+            .map(|()| t.finalize())
+        }
+        Transcript::Keccak => {
+            let mut t = <EvmTranscript<G1Affine, NativeLoader, Vec<u8>, Vec<u8>> as TranscriptWriterBuffer<
+                _,
+                G1Affine,
+                _,
+            >>::init(Vec::new());
+            create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+                params,
+                &keys.pk,
+                &[circuit],
+                &[&instances],
+                rng,
+                &mut t,
+            )
+            .map(|()| t.finalize())
+        }
+    };
+    result.map_err(|e| ProverError::Proving(e.to_string()))
+}
+
+/// The stock halo2 verifier (SHPLONK, KZG on BN254): true when it accepts the proof.
+pub fn check(
+    params: &ParamsKZG<Bn256>,
+    keys: &CircuitKeys,
+    instances: &[Vec<Fr>],
+    proof: &[u8],
+    transcript: Transcript,
+) -> bool {
+    let instances: Vec<&[Fr]> = instances.iter().map(Vec::as_slice).collect();
+    let verifier_params = params.verifier_params();
+    let strategy = AccumulatorStrategy::new(verifier_params);
+    let result = match transcript {
+        Transcript::Poseidon => {
+            let mut t =
+                PoseidonTranscript::<NativeLoader, &[u8]>::from_spec(proof, POSEIDON_SPEC.clone());
+            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+                verifier_params,
+                keys.vk(),
+                strategy,
+                &[&instances],
+                &mut t,
+            )
+        }
+        Transcript::Keccak => {
+            let mut t =
+                <EvmTranscript<G1Affine, NativeLoader, &[u8], Vec<u8>> as TranscriptReadBuffer<
+                    _,
+                    G1Affine,
+                    _,
+                >>::init(proof);
+            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+                verifier_params,
+                keys.vk(),
+                strategy,
+                &[&instances],
+                &mut t,
+            )
+        }
+    };
+    match result {
+        Ok(strategy) => VerificationStrategy::<_, VerifierSHPLONK<'_, Bn256>>::finalize(strategy),
+        Err(_) => false,
+    }
+}

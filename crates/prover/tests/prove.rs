@@ -1,0 +1,205 @@
+//! Proving and verifying for real: the stock halo2 verifier accepts our proofs and rejects
+//! altered ones; keys are cached on disk and regenerated when corrupt.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        OnceLock,
+    },
+};
+
+use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
+use proofmill_prover::{KeyStore, ProofEnvelope, Prover, ProverError, Stage, Transcript};
+
+/// SRS files and keys shared by the tests of this workspace, kept between runs under
+/// `target/tmp` so that keygen happens once.
+fn shared_data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("proofmill-shared-data")
+}
+
+fn prover() -> &'static Prover {
+    static PROVER: OnceLock<Prover> = OnceLock::new();
+    PROVER.get_or_init(|| Prover::new(&shared_data_dir()))
+}
+
+fn d16_b8() -> CatalogCircuit {
+    proofmill_circuits::lookup("transfer_batch/d16-b8").expect("catalog circuit")
+}
+
+fn no_progress(_: Stage) {}
+
+fn poseidon_proof() -> &'static ProofEnvelope {
+    static PROOF: OnceLock<ProofEnvelope> = OnceLock::new();
+    PROOF.get_or_init(|| {
+        let circuit = d16_b8();
+        prover()
+            .prove(
+                &circuit,
+                &circuit.example_input(11),
+                Transcript::Poseidon,
+                &no_progress,
+            )
+            .expect("valid example proves")
+    })
+}
+
+#[test]
+fn poseidon_round_trip_and_tamper_rejection() {
+    let envelope = poseidon_proof();
+    assert_eq!(envelope.format, "proofmill-proof/1");
+    assert_eq!(envelope.circuit, "transfer_batch/d16-b8");
+    assert_eq!(envelope.k, d16_b8().shape().k);
+    assert_eq!(envelope.instances[0].len(), 3);
+    let verdict = prover().verify(envelope, &no_progress).unwrap();
+    assert!(verdict.valid, "{verdict:?}");
+
+    // One altered proof byte, at several places.
+    let bytes = envelope.proof_bytes().unwrap();
+    for position in [0, bytes.len() / 2, bytes.len() - 1] {
+        let mut altered = bytes.clone();
+        altered[position] ^= 0x01;
+        let mut tampered = envelope.clone();
+        tampered.proof = format!("0x{}", hex::encode(&altered));
+        let verdict = prover().verify(&tampered, &no_progress).unwrap();
+        assert!(!verdict.valid, "altered byte {position} must not verify");
+    }
+
+    // Truncated proof.
+    let mut tampered = envelope.clone();
+    tampered.proof = format!("0x{}", hex::encode(&bytes[..bytes.len() - 32]));
+    assert!(!prover().verify(&tampered, &no_progress).unwrap().valid);
+
+    // Each public input altered.
+    for i in 0..3 {
+        let mut tampered = envelope.clone();
+        let mut value = proofmill_circuits::field::from_hex(&tampered.instances[0][i]).unwrap();
+        value += halo2_base::halo2_proofs::halo2curves::bn256::Fr::from(1u64);
+        tampered.instances[0][i] = proofmill_circuits::field::to_hex(&value);
+        let verdict = prover().verify(&tampered, &no_progress).unwrap();
+        assert!(!verdict.valid, "altered instance {i} must not verify");
+    }
+
+    // Another key.
+    let mut tampered = envelope.clone();
+    tampered.vk_hash = format!("0x{}", "ab".repeat(32));
+    let verdict = prover().verify(&tampered, &no_progress).unwrap();
+    assert!(!verdict.valid && verdict.reason.unwrap().contains("vk_hash"));
+
+    // Read as the wrong transcript.
+    let mut tampered = envelope.clone();
+    tampered.transcript = Transcript::Keccak;
+    assert!(!prover().verify(&tampered, &no_progress).unwrap().valid);
+}
+
+#[test]
+fn keccak_transcript_round_trip() {
+    let circuit = d16_b8();
+    let envelope = prover()
+        .prove(
+            &circuit,
+            &circuit.example_input(12),
+            Transcript::Keccak,
+            &no_progress,
+        )
+        .unwrap();
+    assert_eq!(envelope.transcript, Transcript::Keccak);
+    assert!(prover().verify(&envelope, &no_progress).unwrap().valid);
+    let mut tampered = envelope.clone();
+    tampered.transcript = Transcript::Poseidon;
+    assert!(!prover().verify(&tampered, &no_progress).unwrap().valid);
+}
+
+#[test]
+fn unusable_envelopes_are_errors_not_verdicts() {
+    let envelope = poseidon_proof();
+    let mut unknown = envelope.clone();
+    unknown.circuit = "transfer_batch/d1-b1".into();
+    let err = prover().verify(&unknown, &no_progress).unwrap_err();
+    assert!(
+        err.is_client_error() && err.to_string().contains("unknown circuit"),
+        "{err}"
+    );
+
+    let mut bad_hex = envelope.clone();
+    bad_hex.proof = "0xnothex".into();
+    assert!(matches!(
+        prover().verify(&bad_hex, &no_progress),
+        Err(ProverError::Envelope(_))
+    ));
+
+    let mut bad_instance = envelope.clone();
+    bad_instance.instances[0][1] = "0x1234".into();
+    let err = prover().verify(&bad_instance, &no_progress).unwrap_err();
+    assert!(err.to_string().contains("instances[0][1]"), "{err}");
+
+    let json = envelope
+        .to_json()
+        .replace("proofmill-proof/1", "proofmill-proof/9");
+    let err = ProofEnvelope::from_json(&json).unwrap_err();
+    assert!(err.to_string().contains("proofmill-proof/9"), "{err}");
+    assert!(ProofEnvelope::from_json("{\"format\": 1}").is_err());
+}
+
+#[test]
+fn invalid_batch_is_refused_before_proving() {
+    let circuit = d16_b8();
+    let mut input = circuit.example_input(13);
+    input["transfers"][0]["amount"] = serde_json::json!(u64::MAX);
+    let stages = std::sync::Mutex::new(Vec::new());
+    let err = prover()
+        .prove(&circuit, &input, Transcript::Poseidon, &|s| {
+            stages.lock().unwrap().push(s)
+        })
+        .unwrap_err();
+    assert!(err.is_client_error(), "{err}");
+    assert!(
+        err.to_string().contains("transfer 0") && err.to_string().contains("overdraft"),
+        "{err}"
+    );
+    assert_eq!(
+        *stages.lock().unwrap(),
+        vec![Stage::Witness],
+        "nothing after validation ran"
+    );
+}
+
+#[test]
+fn keys_are_cached_on_disk_and_regenerated_when_corrupt() {
+    let small = CatalogCircuit::TransferBatch(TransferBatchConfig {
+        depth: 3,
+        batch_size: 2,
+        lookup_bits: 8,
+    });
+    let srs = prover().srs_store().load(small.shape().k).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keygens = AtomicUsize::new(0);
+    let count = || {
+        keygens.fetch_add(1, Ordering::SeqCst);
+    };
+
+    let first = KeyStore::new(dir.path()).get(&small, &srs, &count).unwrap();
+    assert_eq!(keygens.load(Ordering::SeqCst), 1);
+
+    // A new store (a restarted process) loads from disk: no keygen, same key.
+    let store = KeyStore::new(dir.path());
+    let second = store.get(&small, &srs, &count).unwrap();
+    assert_eq!(keygens.load(Ordering::SeqCst), 1, "loaded from disk");
+    assert_eq!(first.vk_hash, second.vk_hash);
+    assert_eq!(first.break_points, second.break_points);
+    // And from memory on the next call.
+    store.get(&small, &srs, &count).unwrap();
+    assert_eq!(keygens.load(Ordering::SeqCst), 1);
+
+    // A corrupted key file is detected and regenerated, giving the same deterministic vk.
+    let pk = KeyStore::new(dir.path())
+        .key_dir(&small, srs.srs_id())
+        .join("pk.bin");
+    let mut bytes = std::fs::read(&pk).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&pk, bytes).unwrap();
+    let third = KeyStore::new(dir.path()).get(&small, &srs, &count).unwrap();
+    assert_eq!(keygens.load(Ordering::SeqCst), 2, "corrupt key regenerated");
+    assert_eq!(third.vk_hash, first.vk_hash);
+}

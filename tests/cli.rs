@@ -1,0 +1,168 @@
+//! The CLI round trip a newcomer runs: example-batch, prove, verify; and the exit codes and
+//! messages for tampered proofs and bad input.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+/// SRS and keys shared with the other test binaries (kept under `target/tmp`).
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("proofmill-shared-data")
+}
+
+fn proofmill(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_proofmill"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir())
+        .current_dir(cwd)
+        .output()
+        .expect("proofmill runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn example_prove_verify_and_tamper() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let circuit = "transfer_batch/d16-b8";
+
+    let out = proofmill(
+        &[
+            "example-batch",
+            "--circuit",
+            circuit,
+            "--seed",
+            "3",
+            "--out",
+            "b.json",
+        ],
+        cwd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = proofmill(
+        &[
+            "prove",
+            "--circuit",
+            circuit,
+            "--input",
+            "b.json",
+            "--out",
+            "p.json",
+        ],
+        cwd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = proofmill(&["verify", "p.json"], cwd);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The same proof with one altered byte is invalid: exit 1.
+    let mut envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("p.json")).unwrap()).unwrap();
+    let proof = envelope["proof"].as_str().unwrap().to_owned();
+    let mut bytes = hex::decode(&proof[2..]).unwrap();
+    bytes[100] ^= 0x01;
+    envelope["proof"] = format!("0x{}", hex::encode(bytes)).into();
+    std::fs::write(cwd.join("t.json"), envelope.to_string()).unwrap();
+    let out = proofmill(&["verify", "t.json"], cwd);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("INVALID"), "{}", text(&out));
+
+    // Unusable input: exit 2 with a message naming the problem.
+    std::fs::write(cwd.join("junk.json"), "{\"format\": \"proofmill-proof/1\"}").unwrap();
+    let out = proofmill(&["verify", "junk.json"], cwd);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("missing field"), "{}", text(&out));
+    let out = proofmill(&["verify", "missing.json"], cwd);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn bad_input_gets_a_message_that_says_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let out = proofmill(
+        &["example-batch", "--circuit", "transfer_batch/d99-b1"],
+        cwd,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unknown circuit") && text(&out).contains("transfer_batch/d16-b8"),
+        "{}",
+        text(&out)
+    );
+
+    let out = proofmill(
+        &[
+            "example-batch",
+            "--circuit",
+            "transfer_batch/d16-b8",
+            "--out",
+            "b.json",
+        ],
+        cwd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut batch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("b.json")).unwrap()).unwrap();
+    batch["transfers"][1]["nonce"] = 999.into();
+    std::fs::write(cwd.join("bad.json"), batch.to_string()).unwrap();
+    let out = proofmill(
+        &[
+            "prove",
+            "--circuit",
+            "transfer_batch/d16-b8",
+            "--input",
+            "bad.json",
+            "--out",
+            "p.json",
+        ],
+        cwd,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("transfer 1: nonce 999"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !cwd.join("p.json").exists(),
+        "no proof written for an invalid batch"
+    );
+
+    std::fs::write(cwd.join("notjson.json"), "{").unwrap();
+    let out = proofmill(
+        &[
+            "prove",
+            "--circuit",
+            "transfer_batch/d16-b8",
+            "--input",
+            "notjson.json",
+            "--out",
+            "p.json",
+        ],
+        cwd,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not JSON"), "{}", text(&out));
+}
+
+#[test]
+fn circuits_lists_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = proofmill(&["circuits", "--json", "--no-keys"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("stdout is JSON only");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"transfer_batch/d16-b8") && names.contains(&"transfer_batch/d32-b64"));
+    assert!(rows.iter().all(|r| r["k"].as_u64().unwrap() >= 17));
+}
