@@ -1,0 +1,345 @@
+//! Signed-digit (Booth) Pippenger with batch-affine bucket accumulation.
+//!
+//! Per window: every scalar's digit is computed independently (Booth recoding, digits in
+//! `[-2^(c-1), 2^(c-1)]`, so `2^(c-1)` buckets and free negation of affine points), point
+//! indices are counting-sorted by bucket, and each bucket is summed by a tree of affine
+//! additions whose denominators are inverted together (Montgomery's trick) across all the
+//! buckets of a cache-sized chunk. The bucket sums are folded with the usual running sum,
+//! and the windows are combined by Horner's rule. Windows run in parallel on rayon.
+
+use ff::{Field, PrimeField};
+use group::{prime::PrimeCurveAffine, Group};
+use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
+use rayon::prelude::*;
+
+/// Below this many points a window is summed with projective mixed additions: the batch
+/// inversions would not amortise.
+const BATCH_AFFINE_MIN_POINTS: usize = 1 << 10;
+/// Points gathered per batch-affine chunk (64 B each: about 1 MiB).
+const CHUNK_POINTS: usize = 1 << 14;
+/// A tree round with fewer pairs than this finishes the chunk in projective coordinates.
+const MIN_PAIRS_PER_INVERSION: usize = 16;
+/// Below this many scalars the MSM is a plain sum of scalar multiplications.
+const TINY_MSM: usize = 8;
+
+/// Bases as the CPU backend keeps them: the points plus a mask of identities, which are
+/// skipped (they would break the affine formulas and contribute nothing).
+pub(crate) struct CpuBases {
+    points: Vec<G1Affine>,
+    identity: Option<Vec<bool>>,
+}
+
+impl CpuBases {
+    pub(crate) fn new(bases: &[G1Affine]) -> Self {
+        let mask: Vec<bool> = bases
+            .par_iter()
+            .map(|p| bool::from(p.is_identity()))
+            .collect();
+        let identity = if mask.iter().any(|&b| b) {
+            Some(mask)
+        } else {
+            None
+        };
+        Self {
+            points: bases.to_vec(),
+            identity,
+        }
+    }
+
+    fn is_identity(&self, i: usize) -> bool {
+        self.identity.as_ref().is_some_and(|m| m[i])
+    }
+}
+
+/// Canonical little-endian 64-bit limbs of a scalar.
+pub(crate) fn scalar_limbs(s: &Fr) -> [u64; 4] {
+    let repr = s.to_repr();
+    let bytes = repr.as_ref();
+    let mut limbs = [0u64; 4];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *limb = u64::from_le_bytes(b);
+    }
+    limbs
+}
+
+/// `len` bits of `s` starting at bit `bit` (bits past 255 read as zero), `len <= 32`.
+fn bits(s: &[u64; 4], bit: usize, len: usize) -> u64 {
+    let limb = bit / 64;
+    if limb >= 4 {
+        return 0;
+    }
+    let off = bit % 64;
+    let mut v = s[limb] >> off;
+    if off + len > 64 && limb + 1 < 4 {
+        v |= s[limb + 1] << (64 - off);
+    }
+    v & ((1u64 << len) - 1)
+}
+
+/// Booth digit of window `w` (width `c`): in `[-2^(c-1), 2^(c-1)]`, and
+/// `sum_w digit_w * 2^(w c) = s` when `windows(c) * c >= 255`.
+pub(crate) fn booth_digit(s: &[u64; 4], w: usize, c: usize) -> i64 {
+    let t = if w == 0 {
+        bits(s, 0, c) << 1
+    } else {
+        bits(s, w * c - 1, c + 1)
+    };
+    let top = (t >> c) & 1;
+    ((t + 1) >> 1) as i64 - ((top as i64) << c)
+}
+
+/// Number of windows of width `c` that cover a 254-bit scalar with Booth digits.
+pub(crate) fn num_windows(c: usize) -> usize {
+    255usize.div_ceil(c)
+}
+
+/// Window size minimising `windows * (points + bucket_cost * buckets)`; bucket folding costs
+/// about 4.5 batch-affine additions per bucket (one mixed and one full projective add).
+pub(crate) fn default_window(n: usize) -> usize {
+    let mut best = (f64::INFINITY, 1usize);
+    for c in 1..=20usize {
+        let w = num_windows(c) as f64;
+        let per_point = if n >= BATCH_AFFINE_MIN_POINTS {
+            1.0
+        } else {
+            2.0
+        };
+        let cost = w * (n as f64 * per_point + 4.5 * (1u64 << (c - 1)) as f64);
+        if cost < best.0 {
+            best = (cost, c);
+        }
+    }
+    best.1
+}
+
+pub(crate) fn msm(bases: &CpuBases, scalars: &[Fr], window: Option<u32>) -> G1 {
+    let n = scalars.len();
+    let points = &bases.points[..n];
+    if n < TINY_MSM && window.is_none() {
+        return points
+            .iter()
+            .zip(scalars)
+            .fold(G1::identity(), |acc, (p, s)| acc + p * s);
+    }
+    let c = window.map_or_else(|| default_window(n), |c| c as usize);
+    let limbs: Vec<[u64; 4]> = scalars.par_iter().map(scalar_limbs).collect();
+    let windows = num_windows(c);
+    let sums: Vec<G1> = (0..windows)
+        .into_par_iter()
+        .map(|w| {
+            if n >= BATCH_AFFINE_MIN_POINTS {
+                window_sum_batch_affine(bases, &limbs, w, c)
+            } else {
+                window_sum_projective(bases, &limbs, w, c)
+            }
+        })
+        .collect();
+    let mut acc = G1::identity();
+    for s in sums.iter().rev() {
+        for _ in 0..c {
+            acc = acc.double();
+        }
+        acc += s;
+    }
+    acc
+}
+
+fn window_sum_projective(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: usize) -> G1 {
+    let mut buckets = vec![G1::identity(); 1 << (c - 1)];
+    for (i, s) in limbs.iter().enumerate() {
+        let d = booth_digit(s, w, c);
+        if d == 0 || bases.is_identity(i) {
+            continue;
+        }
+        let p = bases.points[i];
+        let b = (d.unsigned_abs() - 1) as usize;
+        if d > 0 {
+            buckets[b] += p;
+        } else {
+            buckets[b] -= p;
+        }
+    }
+    fold_buckets(buckets.iter().rev())
+}
+
+/// `sum_b (b+1) * bucket[b]` given the buckets from the highest down.
+fn fold_buckets<'a>(buckets_desc: impl Iterator<Item = &'a G1>) -> G1 {
+    let mut running = G1::identity();
+    let mut total = G1::identity();
+    for b in buckets_desc {
+        running += b;
+        total += running;
+    }
+    total
+}
+
+/// Point index with the digit's sign in the top bit.
+const NEG: u32 = 1 << 31;
+
+fn window_sum_batch_affine(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: usize) -> G1 {
+    let nb = 1usize << (c - 1);
+    // Counting sort of point indices by bucket.
+    let mut digits: Vec<u32> = Vec::with_capacity(limbs.len());
+    let mut offsets = vec![0u32; nb + 1];
+    for (i, s) in limbs.iter().enumerate() {
+        let d = booth_digit(s, w, c);
+        if d == 0 || bases.is_identity(i) {
+            digits.push(0);
+            continue;
+        }
+        let b = d.unsigned_abs() as u32; // bucket + 1
+        offsets[b as usize] += 1;
+        digits.push(if d < 0 { b | NEG } else { b });
+    }
+    let mut acc = 0u32;
+    for o in offsets.iter_mut() {
+        let count = *o;
+        *o = acc;
+        acc += count;
+    }
+    // offsets[b] = start of bucket b (0-based bucket index b-1 lives at offsets[b]..)
+    let total = acc as usize;
+    let mut sorted = vec![0u32; total];
+    {
+        let mut cursor = offsets.clone();
+        for (i, &d) in digits.iter().enumerate() {
+            if d == 0 {
+                continue;
+            }
+            let b = (d & !NEG) as usize;
+            sorted[cursor[b] as usize] = i as u32 | (d & NEG);
+            cursor[b] += 1;
+        }
+    }
+    drop(digits);
+    // bucket j (0-based) occupies sorted[offsets[j+1] .. offsets[j+2]] (offsets[nb+1] = total)
+    let start = |j: usize| offsets[j + 1] as usize;
+    let end = |j: usize| {
+        if j + 1 < nb {
+            offsets[j + 2] as usize
+        } else {
+            total
+        }
+    };
+
+    let mut pts: Vec<G1Affine> = Vec::with_capacity(CHUNK_POINTS);
+    let mut segs: Vec<(u32, u32)> = Vec::new();
+    let mut scratch = BatchScratch::default();
+    let mut running = G1::identity();
+    let mut sum = G1::identity();
+    let mut hi = nb; // buckets [lo, hi) form the current chunk, processed from the top
+    while hi > 0 {
+        let mut lo = hi - 1;
+        let chunk_end = end(hi - 1);
+        while lo > 0 && chunk_end - start(lo - 1) <= CHUNK_POINTS {
+            lo -= 1;
+        }
+        let chunk_start = start(lo);
+        pts.clear();
+        segs.clear();
+        for &e in &sorted[chunk_start..chunk_end] {
+            let p = bases.points[(e & !NEG) as usize];
+            pts.push(if e & NEG != 0 { -p } else { p });
+        }
+        for j in lo..hi {
+            segs.push(((start(j) - chunk_start) as u32, (end(j) - start(j)) as u32));
+        }
+        reduce_segments(&mut pts, &mut segs, &mut scratch);
+        for &(s, len) in segs.iter().rev() {
+            let (s, len) = (s as usize, len as usize);
+            match len {
+                0 => {}
+                1 => running += pts[s],
+                _ => running += pts[s..s + len].iter().fold(G1::identity(), |a, p| a + p),
+            }
+            sum += running;
+        }
+        hi = lo;
+    }
+    sum
+}
+
+#[derive(Default)]
+struct BatchScratch {
+    denoms: Vec<Fq>,
+    prefix: Vec<Fq>,
+}
+
+/// Sums each segment of `pts` in place with rounds of pairwise affine additions sharing one
+/// inversion per round. Afterwards a segment has length 1 (its sum), 0 (identity), or more
+/// when the rounds got too small to pay for an inversion (the caller adds those up).
+fn reduce_segments(pts: &mut [G1Affine], segs: &mut [(u32, u32)], scratch: &mut BatchScratch) {
+    loop {
+        scratch.denoms.clear();
+        for &(s, len) in segs.iter() {
+            let s = s as usize;
+            for k in 0..(len as usize) / 2 {
+                let a = &pts[s + 2 * k];
+                let b = &pts[s + 2 * k + 1];
+                scratch.denoms.push(if a.x != b.x {
+                    b.x - a.x
+                } else if a.y == b.y {
+                    a.y.double()
+                } else {
+                    Fq::ONE // a = -b: the pair cancels, no inverse needed
+                });
+            }
+        }
+        if scratch.denoms.len() < MIN_PAIRS_PER_INVERSION {
+            return;
+        }
+        batch_invert(&mut scratch.denoms, &mut scratch.prefix);
+        let mut idx = 0;
+        for seg in segs.iter_mut() {
+            let s = seg.0 as usize;
+            let len = seg.1 as usize;
+            if len < 2 {
+                continue;
+            }
+            let mut out = 0;
+            for k in 0..len / 2 {
+                let a = pts[s + 2 * k];
+                let b = pts[s + 2 * k + 1];
+                let inv = scratch.denoms[idx];
+                idx += 1;
+                let lambda = if a.x != b.x {
+                    (b.y - a.y) * inv
+                } else if a.y == b.y {
+                    let xx = a.x.square();
+                    (xx + xx.double()) * inv
+                } else {
+                    continue; // identity: drop it from the segment
+                };
+                let x3 = lambda.square() - a.x - b.x;
+                let y3 = lambda * (a.x - x3) - a.y;
+                pts[s + out] = G1Affine { x: x3, y: y3 };
+                out += 1;
+            }
+            if len % 2 == 1 {
+                pts[s + out] = pts[s + len - 1];
+                out += 1;
+            }
+            seg.1 = out as u32;
+        }
+    }
+}
+
+/// Replaces every (non-zero) element by its inverse with a single field inversion.
+fn batch_invert(values: &mut [Fq], prefix: &mut Vec<Fq>) {
+    prefix.clear();
+    let mut acc = Fq::ONE;
+    for v in values.iter() {
+        prefix.push(acc);
+        acc *= v;
+    }
+    // All denominators are non-zero by construction (distinct x, or 2y with y != 0 on a
+    // prime-order curve, or the placeholder 1).
+    let mut inv = acc.invert().unwrap_or(Fq::ZERO);
+    for (v, p) in values.iter_mut().zip(prefix.iter()).rev() {
+        let next = inv * *v;
+        *v = inv * p;
+        inv = next;
+    }
+}

@@ -1,0 +1,663 @@
+//! The CUDA backend: our kernels (`kernels/`, embedded via [`crate::kernels`]) compiled at
+//! run time by NVRTC for the card's exact architecture (`--gpu-architecture=sm_XY`), cached
+//! on disk, and driven through cudarc with dynamic loading (the binary builds and runs with
+//! no CUDA installed).
+//!
+//! This is the only module allowed `unsafe`: cudarc's kernel launches and library probes are
+//! unsafe FFI. Every driver use is guarded by `is_culib_present()` first, because cudarc
+//! panics when libcuda is missing; NVRTC is guarded the same way.
+//!
+//! It owns device memory and kernel launches; it must not know about circuits or proofs.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::{CompileOptions, Ptx};
+use ff::{Field, PrimeField};
+use group::Group;
+use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
+use halo2curves::serde::SerdeObject;
+use halo2curves::CurveAffine;
+
+use crate::backend::next_instance_id;
+use crate::kernels::{self, KernelSource};
+use crate::{AccelError, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig, NttDirection};
+
+/// Environment variable naming a directory that holds `libnvrtc.so*` (e.g. the PyPI wheel's
+/// `nvidia/cu13/lib`); libraries there are loaded before cudarc looks for NVRTC by name.
+pub const NVRTC_LIB_DIR_ENV: &str = "PROOFMILL_NVRTC_LIB_DIR";
+/// Environment variable overriding the kernel cache directory.
+pub const KERNEL_CACHE_ENV: &str = "PROOFMILL_KERNEL_CACHE";
+
+fn driver_err(op: &'static str) -> impl Fn(DriverError) -> AccelError {
+    move |e| AccelError::Driver {
+        op,
+        detail: format!("{e:?}"),
+    }
+}
+
+/// True when the CUDA driver library (libcuda) can be loaded. Never panics.
+pub fn driver_library_present() -> bool {
+    // SAFETY: only tries to dlopen the library; no symbol is called.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// Makes NVRTC loadable and says whether it is: pre-loads `libnvrtc*` from
+/// [`NVRTC_LIB_DIR_ENV`] when set (dlopen by soname then finds the loaded copy), then probes
+/// the names cudarc will try. `Err` carries the reason in words. Never panics.
+pub fn nvrtc_available() -> Result<(), String> {
+    static PRELOAD: OnceLock<Result<(), String>> = OnceLock::new();
+    PRELOAD.get_or_init(preload_nvrtc).clone()?;
+    // SAFETY: only tries to dlopen the library; no symbol is called.
+    if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(format!(
+            "libnvrtc not found: install the CUDA toolkit's NVRTC or run scripts/nvrtc-setup.sh DIR \
+             and set {NVRTC_LIB_DIR_ENV}=<printed dir> (or LD_LIBRARY_PATH)"
+        ))
+    }
+}
+
+fn preload_nvrtc() -> Result<(), String> {
+    let Some(dir) = std::env::var_os(NVRTC_LIB_DIR_ENV) else {
+        return Ok(());
+    };
+    let dir = PathBuf::from(dir);
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{NVRTC_LIB_DIR_ENV}={}: {e}", dir.display()))?;
+    let mut libs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libnvrtc") && n.contains(".so") && !n.contains(".alt.")
+            })
+        })
+        .collect();
+    // builtins first: libnvrtc loads it by soname when it compiles.
+    libs.sort_by_key(|p| !p.to_string_lossy().contains("builtins"));
+    if libs.is_empty() {
+        return Err(format!(
+            "{NVRTC_LIB_DIR_ENV}={}: no libnvrtc*.so* there",
+            dir.display()
+        ));
+    }
+    for lib in libs {
+        // SAFETY: loading NVIDIA's NVRTC libraries runs their (trusted) initialisers only.
+        match unsafe { libloading::Library::new(&lib) } {
+            // Kept loaded for the life of the process so cudarc's dlopen by soname finds it.
+            Ok(l) => std::mem::forget(l),
+            Err(e) => return Err(format!("loading {}: {e}", lib.display())),
+        }
+    }
+    Ok(())
+}
+
+/// NVRTC's version as (major, minor), when it is loadable.
+pub fn nvrtc_version() -> Option<(i32, i32)> {
+    nvrtc_available().ok()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: NVRTC is loadable (checked above); the out-pointers are valid locals.
+    let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    (r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
+}
+
+/// Compiles one kernel translation unit to PTX for `arch` (e.g. `sm_90`) with NVRTC. With a
+/// real `sm_XY` target NVRTC also runs ptxas, so bad inline PTX is rejected here.
+pub fn compile_kernel(src: &KernelSource, arch: &str) -> Result<String, AccelError> {
+    let fail = |log: String| AccelError::KernelCompile {
+        kernel: src.name.to_string(),
+        arch: arch.to_string(),
+        log,
+    };
+    nvrtc_available().map_err(fail)?;
+    let text = kernels::preprocess(src).map_err(|e| fail(e.to_string()))?;
+    let opts = CompileOptions {
+        options: vec![
+            format!("--gpu-architecture={arch}"),
+            "--std=c++17".to_string(),
+            "-default-device".to_string(),
+        ],
+        name: Some(src.name.to_string()),
+        ..Default::default()
+    };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(text, opts).map_err(|e| match e {
+        cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+            fail(log.to_string_lossy().into_owned())
+        }
+        other => fail(format!("{other:?}")),
+    })?;
+    let bytes = ptx
+        .as_bytes()
+        .ok_or_else(|| fail("NVRTC returned no image".into()))?;
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
+/// FNV-1a: a stable hash for cache keys (std's hasher may change between toolchains).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Directory of compiled kernels: [`KERNEL_CACHE_ENV`], else `$XDG_CACHE_HOME/proofmill/kernels`,
+/// else `~/.cache/proofmill/kernels`, else the temp dir.
+pub fn kernel_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os(KERNEL_CACHE_ENV) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("proofmill/kernels");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache/proofmill/kernels");
+    }
+    std::env::temp_dir().join("proofmill-kernels")
+}
+
+/// [`compile_kernel`] through the on-disk cache keyed by source, arch and NVRTC version.
+pub fn compile_kernel_cached(
+    src: &KernelSource,
+    arch: &str,
+    cache_dir: &Path,
+) -> Result<String, AccelError> {
+    let text = kernels::preprocess(src).map_err(|e| AccelError::KernelCompile {
+        kernel: src.name.to_string(),
+        arch: arch.to_string(),
+        log: e.to_string(),
+    })?;
+    let version = format!("{:?}", nvrtc_version());
+    let key = fnv1a(&[text.as_bytes(), arch.as_bytes(), version.as_bytes()]);
+    let path = cache_dir.join(format!(
+        "{}-{arch}-{key:016x}.ptx",
+        src.name.trim_end_matches(".cu")
+    ));
+    if let Ok(ptx) = std::fs::read_to_string(&path) {
+        return Ok(ptx);
+    }
+    let ptx = compile_kernel(src, arch)?;
+    let cache_err = |source| AccelError::Cache {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(cache_dir).map_err(|source| AccelError::Cache {
+        path: cache_dir.display().to_string(),
+        source,
+    })?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &ptx).map_err(cache_err)?;
+    std::fs::rename(&tmp, &path).map_err(cache_err)?;
+    Ok(ptx)
+}
+
+/// A CUDA device context, or the reason there is none. Never panics.
+pub fn open_context(ordinal: usize) -> Result<Arc<CudaContext>, AccelError> {
+    if !driver_library_present() {
+        return Err(AccelError::Unavailable {
+            backend: BackendKind::Cuda,
+            reason: "libcuda not found (no NVIDIA driver installed)".into(),
+        });
+    }
+    CudaContext::new(ordinal).map_err(|e| AccelError::Unavailable {
+        backend: BackendKind::Cuda,
+        reason: format!("cannot open GPU {ordinal}: {e:?}"),
+    })
+}
+
+struct Kernels {
+    msm_histogram: CudaFunction,
+    msm_scan: CudaFunction,
+    msm_scatter: CudaFunction,
+    msm_accumulate: CudaFunction,
+    msm_reduce: CudaFunction,
+    ntt_bit_reverse: CudaFunction,
+    ntt_shared_stages: CudaFunction,
+    ntt_global_stage: CudaFunction,
+    ntt_scale: CudaFunction,
+}
+
+/// Bases resident in device memory: affine, Montgomery, 16 u32 per point.
+struct CudaBases {
+    points: CudaSlice<u32>,
+}
+
+/// Device twiddle tables by (log_n, inverse).
+type DeviceTwiddles = HashMap<(u32, bool), Arc<CudaSlice<u32>>>;
+
+/// [`Backend`] on one NVIDIA GPU. Calls are serialised on one stream.
+pub struct CudaBackend {
+    instance: u64,
+    ordinal: usize,
+    name: String,
+    arch: String,
+    stream: Arc<CudaStream>,
+    kernels: Kernels,
+    twiddles: Mutex<DeviceTwiddles>,
+    exec: Mutex<()>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBackend")
+            .field("ordinal", &self.ordinal)
+            .field("name", &self.name)
+            .field("arch", &self.arch)
+            .finish()
+    }
+}
+
+const THREADS: u32 = 256;
+/// Largest log2 block of the shared-memory NTT stages (must match NTT_SHARED_LOG).
+const NTT_SHARED_LOG: u32 = 10;
+/// Must match REDUCE_THREADS in msm.cu.
+const REDUCE_THREADS: u32 = 128;
+/// Largest grid y dimension: NTT batches are launched in groups of at most this many.
+const MAX_GRID_Y: usize = 65_535;
+
+fn grid(n: usize, y: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(THREADS).max(1), y as u32, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn fr_to_u32s(values: &[Fr], out: &mut Vec<u32>) {
+    for v in values {
+        push_le_u32s(&v.to_raw_bytes(), out);
+    }
+}
+
+fn push_le_u32s(bytes: &[u8], out: &mut Vec<u32>) {
+    for c in bytes.chunks_exact(4) {
+        out.push(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    }
+}
+
+fn u32s_to_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+impl CudaBackend {
+    /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels for its exact
+    /// architecture and loads them. Errors say why the GPU cannot be used.
+    pub fn new(ordinal: usize) -> Result<Self, AccelError> {
+        let ctx = open_context(ordinal)?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(driver_err("compute_capability"))?;
+        let arch = format!("sm_{major}{minor}");
+        let name = ctx.name().map_err(driver_err("device name"))?;
+        nvrtc_available().map_err(|reason| AccelError::Unavailable {
+            backend: BackendKind::Cuda,
+            reason,
+        })?;
+        let cache = kernel_cache_dir();
+        let load = |src: &KernelSource| -> Result<_, AccelError> {
+            let ptx = compile_kernel_cached(src, &arch, &cache)?;
+            ctx.load_module(Ptx::from_src(ptx))
+                .map_err(driver_err("load module"))
+        };
+        let msm = load(&kernels::MSM)?;
+        let ntt = load(&kernels::NTT)?;
+        let f = |m: &Arc<cudarc::driver::CudaModule>, name: &'static str| {
+            m.load_function(name).map_err(driver_err(name))
+        };
+        let kernels = Kernels {
+            msm_histogram: f(&msm, "msm_histogram")?,
+            msm_scan: f(&msm, "msm_scan")?,
+            msm_scatter: f(&msm, "msm_scatter")?,
+            msm_accumulate: f(&msm, "msm_accumulate")?,
+            msm_reduce: f(&msm, "msm_reduce")?,
+            ntt_bit_reverse: f(&ntt, "ntt_bit_reverse")?,
+            ntt_shared_stages: f(&ntt, "ntt_shared_stages")?,
+            ntt_global_stage: f(&ntt, "ntt_global_stage")?,
+            ntt_scale: f(&ntt, "ntt_scale")?,
+        };
+        Ok(Self {
+            instance: next_instance_id(),
+            ordinal,
+            name,
+            arch,
+            stream: ctx.default_stream(),
+            kernels,
+            twiddles: Mutex::new(HashMap::new()),
+            exec: Mutex::new(()),
+        })
+    }
+
+    /// The `sm_XY` architecture kernels were compiled for.
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    fn upload(&self, words: &[u32]) -> Result<CudaSlice<u32>, AccelError> {
+        self.stream
+            .clone_htod(words)
+            .map_err(driver_err("copy to device"))
+    }
+
+    fn zeros(&self, len: usize) -> Result<CudaSlice<u32>, AccelError> {
+        self.stream
+            .alloc_zeros::<u32>(len.max(1))
+            .map_err(driver_err("device allocation"))
+    }
+
+    fn twiddles(&self, log_n: u32, inverse: bool) -> Result<Arc<CudaSlice<u32>>, AccelError> {
+        let key = (log_n, inverse);
+        if let Some(t) = self.twiddles.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(t);
+        }
+        let table = crate::cpu::twiddle_table(log_n, inverse);
+        let mut words = Vec::with_capacity(table.len().max(1) * 8);
+        fr_to_u32s(&table, &mut words);
+        if words.is_empty() {
+            words.resize(8, 0);
+        }
+        let slice = Arc::new(self.upload(&words)?);
+        if let Ok(mut c) = self.twiddles.lock() {
+            c.insert(key, Arc::clone(&slice));
+        }
+        Ok(slice)
+    }
+
+    /// Launches `ntt_scale` so that `a[i] *= scale * g^i` for every vector of the batch.
+    fn scale(
+        &self,
+        data: &mut CudaSlice<u32>,
+        log_n: u32,
+        batch: usize,
+        g: Fr,
+        scale: Fr,
+    ) -> Result<(), AccelError> {
+        let lo_bits = log_n.div_ceil(2);
+        let hi_bits = log_n - lo_bits;
+        let mut lo = Vec::with_capacity(1 << lo_bits);
+        let mut p = scale;
+        for _ in 0..(1u64 << lo_bits) {
+            lo.push(p);
+            p *= g;
+        }
+        let step = g.pow_vartime([1u64 << lo_bits]);
+        let mut hi = Vec::with_capacity(1 << hi_bits);
+        let mut q = Fr::ONE;
+        for _ in 0..(1u64 << hi_bits) {
+            hi.push(q);
+            q *= step;
+        }
+        let (mut lo_w, mut hi_w) = (Vec::new(), Vec::new());
+        fr_to_u32s(&lo, &mut lo_w);
+        fr_to_u32s(&hi, &mut hi_w);
+        let d_lo = self.upload(&lo_w)?;
+        let d_hi = self.upload(&hi_w)?;
+        let n = 1usize << log_n;
+        let mut b = self.stream.launch_builder(&self.kernels.ntt_scale);
+        b.arg(data).arg(&log_n).arg(&d_lo).arg(&d_hi).arg(&lo_bits);
+        // SAFETY: argument types and order match `ntt_scale` in ntt.cu; the grid covers
+        // n x batch and the kernel bounds-checks i < n.
+        unsafe { b.launch(grid(n, batch)) }.map_err(driver_err("ntt_scale"))?;
+        Ok(())
+    }
+
+    fn ntt_chunk(&self, values: &mut [Fr], log_n: u32, cfg: &NttConfig) -> Result<(), AccelError> {
+        let n = 1usize << log_n;
+        let batch = values.len() / n;
+        let inverse = cfg.direction == NttDirection::Inverse;
+        let mut words = Vec::with_capacity(values.len() * 8);
+        fr_to_u32s(values, &mut words);
+        let mut data = self.upload(&words)?;
+        if let (false, Some(g)) = (inverse, cfg.coset) {
+            self.scale(&mut data, log_n, batch, g, Fr::ONE)?;
+        }
+        let tw = self.twiddles(log_n, inverse)?;
+        let k = &self.kernels;
+        {
+            let mut b = self.stream.launch_builder(&k.ntt_bit_reverse);
+            b.arg(&mut data).arg(&log_n);
+            // SAFETY: matches `ntt_bit_reverse(Fr*, u32)`; log_n >= 1 here.
+            unsafe { b.launch(grid(n, batch)) }.map_err(driver_err("ntt_bit_reverse"))?;
+        }
+        let block_log = log_n.min(NTT_SHARED_LOG);
+        {
+            let cfg_shared = LaunchConfig {
+                grid_dim: ((n >> block_log) as u32, batch as u32, 1),
+                block_dim: (1 << (block_log - 1), 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = self.stream.launch_builder(&k.ntt_shared_stages);
+            b.arg(&mut data)
+                .arg(tw.as_ref())
+                .arg(&log_n)
+                .arg(&block_log);
+            // SAFETY: matches `ntt_shared_stages(Fr*, const Fr*, u32, u32)`; one thread per
+            // butterfly of each 2^block_log block, block_log <= NTT_SHARED_LOG.
+            unsafe { b.launch(cfg_shared) }.map_err(driver_err("ntt_shared_stages"))?;
+        }
+        for s in block_log..log_n {
+            let mut b = self.stream.launch_builder(&k.ntt_global_stage);
+            b.arg(&mut data).arg(tw.as_ref()).arg(&log_n).arg(&s);
+            // SAFETY: matches `ntt_global_stage(Fr*, const Fr*, u32, u32)`; bounds-checked.
+            unsafe { b.launch(grid(n / 2, batch)) }.map_err(driver_err("ntt_global_stage"))?;
+        }
+        if inverse {
+            let n_inv = Fr::from(n as u64).invert().unwrap_or(Fr::ONE);
+            let g_inv = cfg.coset.map_or(Fr::ONE, |g| g.invert().unwrap_or(Fr::ONE));
+            self.scale(&mut data, log_n, batch, g_inv, n_inv)?;
+        }
+        let out = self
+            .stream
+            .clone_dtoh(&data)
+            .map_err(driver_err("copy from device"))?;
+        let bytes = u32s_to_bytes(&out);
+        for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(32)) {
+            *v = Fr::from_raw_bytes(chunk)
+                .ok_or(AccelError::InvalidDeviceResult { what: "Fr element" })?;
+        }
+        Ok(())
+    }
+}
+
+/// Window width for the GPU: fewer, larger windows than on the CPU (bucket accumulation is
+/// parallel over buckets, so more buckets means more parallelism).
+fn gpu_window(n: usize) -> usize {
+    let log = usize::BITS - n.max(1).leading_zeros();
+    (log as usize).saturating_sub(3).clamp(4, 16)
+}
+
+/// XYZZ (Montgomery raw, 32 u32) from the device -> projective point, validated on curve.
+fn xyzz_to_g1(words: &[u32]) -> Result<G1, AccelError> {
+    let bytes = u32s_to_bytes(words);
+    let invalid = AccelError::InvalidDeviceResult { what: "G1 point" };
+    let f = |i: usize| Fq::from_raw_bytes(&bytes[32 * i..32 * (i + 1)]);
+    let (x, y, zz, zzz) = match (f(0), f(1), f(2), f(3)) {
+        (Some(x), Some(y), Some(zz), Some(zzz)) => (x, y, zz, zzz),
+        _ => return Err(invalid),
+    };
+    if bool::from(zz.is_zero()) {
+        return Ok(G1::identity());
+    }
+    let zz_inv = Option::<Fq>::from(zz.invert())
+        .ok_or(AccelError::InvalidDeviceResult { what: "G1 point" })?;
+    let zzz_inv = Option::<Fq>::from(zzz.invert())
+        .ok_or(AccelError::InvalidDeviceResult { what: "G1 point" })?;
+    let p = Option::<G1Affine>::from(G1Affine::from_xy(x * zz_inv, y * zzz_inv)).ok_or(invalid)?;
+    Ok(G1::from(p))
+}
+
+impl Backend for CudaBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cuda
+    }
+
+    fn instance_id(&self) -> u64 {
+        self.instance
+    }
+
+    fn description(&self) -> String {
+        format!("CUDA GPU {} ({}, {})", self.ordinal, self.name, self.arch)
+    }
+
+    fn load_bases_unchecked(&self, bases: &[G1Affine]) -> Result<BasesHandle, AccelError> {
+        let mut words = Vec::with_capacity(bases.len().max(1) * 16);
+        for p in bases {
+            push_le_u32s(&p.x.to_raw_bytes(), &mut words);
+            push_le_u32s(&p.y.to_raw_bytes(), &mut words);
+        }
+        if words.is_empty() {
+            words.resize(16, 0);
+        }
+        let _guard = self.exec.lock();
+        let points = self.upload(&words)?;
+        Ok(BasesHandle::new(
+            BackendKind::Cuda,
+            self.instance,
+            bases.len(),
+            CudaBases { points },
+        ))
+    }
+
+    fn msm_unchecked(
+        &self,
+        bases: &BasesHandle,
+        scalars: &[Fr],
+        cfg: &MsmConfig,
+    ) -> Result<G1, AccelError> {
+        let d_bases = bases
+            .inner::<CudaBases>()
+            .ok_or(AccelError::ForeignHandle {
+                expected: BackendKind::Cuda,
+                expected_instance: self.instance,
+                got: bases.backend(),
+                got_instance: 0,
+            })?;
+        let n = scalars.len();
+        let c = cfg
+            .window_bits
+            .map_or_else(|| gpu_window(n), |c| c as usize);
+        let windows = 255usize.div_ceil(c);
+        let nb = 1usize << (c - 1);
+        let total = windows * nb;
+        let mut words = Vec::with_capacity(n * 8);
+        for s in scalars {
+            push_le_u32s(s.to_repr().as_ref(), &mut words);
+        }
+        let (n32, c32, w32, nb32, total32) =
+            (n as u32, c as u32, windows as u32, nb as u32, total as u32);
+        let k = &self.kernels;
+        let _guard = self.exec.lock();
+        let d_scalars = self.upload(&words)?;
+        let mut counts = self.zeros(total)?;
+        let mut offsets = self.zeros(total + 1)?;
+        let mut cursors = self.zeros(total)?;
+        let mut entries = self.zeros(n * windows)?;
+        let mut buckets = self.zeros(total * 32)?;
+        let mut sums = self.zeros(windows * 32)?;
+        {
+            let mut b = self.stream.launch_builder(&k.msm_histogram);
+            b.arg(&d_scalars)
+                .arg(&n32)
+                .arg(&c32)
+                .arg(&w32)
+                .arg(&mut counts);
+            // SAFETY: matches msm_histogram(const u32*, u32, u32, u32, u32*); bounds-checked.
+            unsafe { b.launch(grid(n, 1)) }.map_err(driver_err("msm_histogram"))?;
+        }
+        {
+            let mut b = self.stream.launch_builder(&k.msm_scan);
+            b.arg(&counts).arg(&total32).arg(&mut offsets);
+            let one_block = LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (1024, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: matches msm_scan(const u32*, u32, u32*); offsets has total+1 words.
+            unsafe { b.launch(one_block) }.map_err(driver_err("msm_scan"))?;
+        }
+        {
+            let mut b = self.stream.launch_builder(&k.msm_scatter);
+            b.arg(&d_scalars)
+                .arg(&n32)
+                .arg(&c32)
+                .arg(&w32)
+                .arg(&offsets)
+                .arg(&mut cursors)
+                .arg(&mut entries);
+            // SAFETY: matches msm_scatter; entries holds n*windows >= all non-zero digits.
+            unsafe { b.launch(grid(n, 1)) }.map_err(driver_err("msm_scatter"))?;
+        }
+        {
+            let mut b = self.stream.launch_builder(&k.msm_accumulate);
+            b.arg(&d_bases.points)
+                .arg(&entries)
+                .arg(&offsets)
+                .arg(&total32)
+                .arg(&mut buckets);
+            // SAFETY: matches msm_accumulate; entries index bases below n <= bases.len().
+            unsafe { b.launch(grid(total, 1)) }.map_err(driver_err("msm_accumulate"))?;
+        }
+        {
+            let mut b = self.stream.launch_builder(&k.msm_reduce);
+            b.arg(&buckets).arg(&nb32).arg(&mut sums);
+            let per_window = LaunchConfig {
+                grid_dim: (w32, 1, 1),
+                block_dim: (REDUCE_THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: matches msm_reduce(const G1Xyzz*, u32, G1Xyzz*); one block per window.
+            unsafe { b.launch(per_window) }.map_err(driver_err("msm_reduce"))?;
+        }
+        let host = self
+            .stream
+            .clone_dtoh(&sums)
+            .map_err(driver_err("copy from device"))?;
+        let mut acc = G1::identity();
+        for w in (0..windows).rev() {
+            for _ in 0..c {
+                acc = acc.double();
+            }
+            acc += xyzz_to_g1(&host[32 * w..32 * (w + 1)])?;
+        }
+        Ok(acc)
+    }
+
+    fn ntt_unchecked(
+        &self,
+        values: &mut [Fr],
+        log_n: u32,
+        cfg: &NttConfig,
+    ) -> Result<(), AccelError> {
+        if log_n == 0 {
+            return Ok(()); // size-1 transforms (and their cosets) are the identity
+        }
+        let n = 1usize << log_n;
+        let _guard = self.exec.lock();
+        for chunk in values.chunks_mut(n * MAX_GRID_Y) {
+            self.ntt_chunk(chunk, log_n, cfg)?;
+        }
+        Ok(())
+    }
+}
+
+/// The GPU's `sm_XY` string for a compute capability.
+pub fn arch_for(major: i32, minor: i32) -> String {
+    format!("sm_{major}{minor}")
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<CudaBackend>();
+}
