@@ -5,6 +5,7 @@
 //! The prover knows circuits (through `proofmill-circuits`) and keys; it knows nothing of
 //! HTTP, jobs or tenants.
 
+pub mod aggregate;
 pub mod envelope;
 pub mod keys;
 pub mod srs;
@@ -39,6 +40,7 @@ use snark_verifier_sdk::{
     NativeLoader,
 };
 
+pub use aggregate::{ProofCircuit, AGGREGATION_K};
 pub use envelope::{EnvelopeError, ProofEnvelope, Transcript};
 pub use keys::{CircuitKeys, KeyStore};
 pub use srs::{Srs, SrsError, SrsStore};
@@ -76,6 +78,13 @@ pub enum ProverError {
         /// The circuit.
         circuit: String,
     },
+    /// The proofs cannot be aggregated (the caller's mistake): too few, wrong transcript, not
+    /// verifying, or not consecutive.
+    #[error("cannot aggregate: {0}")]
+    Aggregation(String),
+    /// The Ethereum verifier could not be built or run.
+    #[error("EVM verifier: {0}")]
+    Evm(String),
     /// An invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -84,7 +93,10 @@ pub enum ProverError {
 impl ProverError {
     /// True when the error is the caller's (bad input), false when it is the appliance's.
     pub fn is_client_error(&self) -> bool {
-        matches!(self, Self::Circuit(_) | Self::Envelope(_))
+        matches!(
+            self,
+            Self::Circuit(_) | Self::Envelope(_) | Self::Aggregation(_)
+        )
     }
 }
 
@@ -221,7 +233,10 @@ impl Prover {
         envelope: &ProofEnvelope,
         progress: &dyn Fn(Stage),
     ) -> Result<Verdict, ProverError> {
-        let circuit = proofmill_circuits::lookup(&envelope.circuit)?;
+        let circuit = match ProofCircuit::parse(&envelope.circuit)? {
+            ProofCircuit::App(circuit) => circuit,
+            aggregate => return self.verify_aggregate(&aggregate, envelope, progress),
+        };
         let instances = envelope.instance_values()?;
         let proof = envelope.proof_bytes()?;
         let invalid = |reason: String| {

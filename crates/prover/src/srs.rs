@@ -225,6 +225,36 @@ impl SrsStore {
         &self.dir
     }
 
+    /// The SRS files in the directory, by k, each with whether it is the insecure development
+    /// SRS (or why it cannot be read). Reads every file: for reports, not for hot paths.
+    pub fn list(&self) -> Vec<(u32, PathBuf, Result<bool, String>)> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(u32, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let k = name
+                    .strip_prefix("kzg_bn254_")?
+                    .strip_suffix(".srs")?
+                    .parse()
+                    .ok()?;
+                Some((k, e.path()))
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(k, path)| {
+                let status = read_srs_file(&path, k)
+                    .map(|srs| srs.is_insecure())
+                    .map_err(|e| e.to_string());
+                (k, path, status)
+            })
+            .collect()
+    }
+
     /// The path where the file for `k` lives: `{dir}/kzg_bn254_{k}.srs`.
     pub fn file_path(&self, k: u32) -> PathBuf {
         self.dir.join(file_name(k))

@@ -193,7 +193,7 @@ fn keys_are_cached_on_disk_and_regenerated_when_corrupt() {
 
     // A corrupted key file is detected and regenerated, giving the same deterministic vk.
     let pk = KeyStore::new(dir.path())
-        .key_dir(&small, srs.srs_id())
+        .key_dir(&small.name(), srs.srs_id())
         .join("pk.bin");
     let mut bytes = std::fs::read(&pk).unwrap();
     let middle = bytes.len() / 2;

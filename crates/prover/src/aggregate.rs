@@ -1,0 +1,503 @@
+//! Recursive aggregation: many proofs folded into one with snark-verifier's aggregation
+//! circuit, to any depth, the last step optionally with a Keccak transcript for Ethereum.
+//!
+//! Aggregation here is rollup-aware. Every catalog circuit is a `transfer_batch`, whose public
+//! inputs are `(old_root, new_root, batch_commitment)`; an aggregate of such proofs (or of such
+//! aggregates) enforces in-circuit that each input's `new_root` equals the next input's
+//! `old_root`, and exposes, after the 12-limb KZG accumulator,
+//! `(first old_root, last new_root, Poseidon(children's commitments))`. So an aggregate at any
+//! level of the tree is one proof for a contiguous stretch of a rollup's history.
+//!
+//! An aggregation circuit is named by the circuits it aggregates:
+//! `aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8)`, nested for deeper trees. The name
+//! fixes the inner verifying keys (given the SRS), so it fixes the aggregation's keys.
+
+use std::sync::Arc;
+
+use halo2_base::{
+    gates::{
+        circuit::{BaseCircuitParams, CircuitBuilderStage},
+        RangeInstructions,
+    },
+    halo2_proofs::{
+        halo2curves::bn256::{Bn256, Fr, G1Affine},
+        poly::commitment::ParamsProver,
+    },
+};
+use proofmill_circuits::{poseidon, CatalogCircuit, BLINDING_ROWS};
+use snark_verifier_sdk::{
+    halo2::{
+        aggregation::{AggregationCircuit, AggregationConfigParams, VerifierUniversality},
+        gen_dummy_snark_from_vk,
+    },
+    snark_verifier::{
+        loader::evm::{deploy_and_call, encode_calldata},
+        pcs::{
+            kzg::{KzgDecidingKey, LimbsEncoding},
+            AccumulationDecider, AccumulatorEncoding,
+        },
+        system::halo2::{compile, Config},
+    },
+    CircuitExt, NativeLoader, Snark, BITS, LIMBS, SHPLONK,
+};
+
+use crate::{
+    check, create, envelope, keys::keygen_builder, CircuitKeys, ProofEnvelope, Prover, ProverError,
+    Srs, Stage, Transcript, Verdict,
+};
+
+/// Rows of every aggregation circuit: 2^21. Measured on this stack: two inner proofs at k=21
+/// give a verifier that fits Ethereum's contract size limits (see docs/aggregation.md).
+pub const AGGREGATION_K: u32 = 21;
+/// Public inputs taken by the KZG accumulator (4 coordinates in `LIMBS` limbs each).
+pub const ACCUMULATOR_LEN: usize = 4 * LIMBS;
+
+/// A circuit a proof can be for: a catalog circuit or an aggregation of others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofCircuit {
+    /// A catalog (application) circuit.
+    App(CatalogCircuit),
+    /// An aggregation of proofs of these circuits, in order.
+    Aggregate(Vec<ProofCircuit>),
+}
+
+/// Splits `a,b(c,d),e` at top-level commas.
+fn split_top_level(list: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut parts) = (0usize, 0usize, Vec::new());
+    for (i, c) in list.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&list[start..]);
+    parts
+}
+
+impl ProofCircuit {
+    /// Parses a catalog name or an `aggregate(…)` name.
+    pub fn parse(name: &str) -> Result<Self, ProverError> {
+        let name = name.trim();
+        match name
+            .strip_prefix("aggregate(")
+            .and_then(|rest| rest.strip_suffix(')'))
+        {
+            Some(list) => {
+                let children = split_top_level(list)
+                    .into_iter()
+                    .map(Self::parse)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if children.len() < 2 {
+                    return Err(ProverError::Aggregation(format!(
+                        "{name}: an aggregation has at least 2 inputs"
+                    )));
+                }
+                Ok(Self::Aggregate(children))
+            }
+            None => Ok(Self::App(proofmill_circuits::lookup(name)?)),
+        }
+    }
+
+    /// The canonical name.
+    pub fn name(&self) -> String {
+        match self {
+            Self::App(c) => c.name(),
+            Self::Aggregate(children) => {
+                format!(
+                    "aggregate({})",
+                    children
+                        .iter()
+                        .map(Self::name)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }
+        }
+    }
+
+    /// Number of public inputs.
+    pub fn num_instances(&self) -> usize {
+        match self {
+            Self::App(c) => c.num_instances(),
+            Self::Aggregate(_) => ACCUMULATOR_LEN + 3,
+        }
+    }
+
+    /// Where `(old_root, new_root, commitment)` sit among the public inputs.
+    fn rollup_offset(&self) -> usize {
+        match self {
+            Self::App(_) => 0,
+            Self::Aggregate(_) => ACCUMULATOR_LEN,
+        }
+    }
+
+    fn accumulator_indices(&self) -> Option<Vec<(usize, usize)>> {
+        match self {
+            Self::App(_) => None,
+            Self::Aggregate(_) => AggregationCircuit::accumulator_indices(),
+        }
+    }
+
+    /// log2 of the circuit's rows.
+    pub fn k(&self) -> u32 {
+        match self {
+            Self::App(c) => c.shape().k,
+            Self::Aggregate(_) => AGGREGATION_K,
+        }
+    }
+}
+
+/// The Solidity verifier of an aggregation and, when a `solc` is on PATH, its bytecode.
+pub struct EvmVerifier {
+    /// Solidity source.
+    pub solidity: String,
+    /// Deployment bytecode, when `solc` was available.
+    pub bytecode: Option<Vec<u8>>,
+}
+
+/// Compiles Solidity with `solc --bin -` from PATH; `Ok(None)` when there is no `solc`.
+pub fn compile_solidity(source: &str) -> Result<Option<Vec<u8>>, ProverError> {
+    use std::io::Write;
+    let child = std::process::Command::new("solc")
+        .args(["--bin", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ProverError::Evm(format!("cannot run solc: {e}"))),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(source.as_bytes())
+            .map_err(|e| ProverError::Evm(format!("writing to solc: {e}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| ProverError::Evm(format!("solc: {e}")))?;
+    if !output.status.success() {
+        return Err(ProverError::Evm(format!(
+            "solc failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let binary = stdout.split_ascii_whitespace().last().unwrap_or_default();
+    hex::decode(binary)
+        .map(Some)
+        .map_err(|_| ProverError::Evm(format!("solc printed no bytecode: {}", stdout.trim())))
+}
+
+/// Deploys `bytecode` in an in-memory EVM (revm, mainnet rules: EIP-170 and EIP-3860 size
+/// limits apply) and calls it with the proof; returns the gas used, or why it reverted.
+pub fn evm_verify(bytecode: &[u8], envelope: &ProofEnvelope) -> Result<u64, String> {
+    let instances = envelope.instance_values().map_err(|e| e.to_string())?;
+    let proof = envelope.proof_bytes().map_err(|e| e.to_string())?;
+    deploy_and_call(bytecode.to_vec(), encode_calldata(&instances, &proof))
+}
+
+/// The pairing check of a KZG accumulator exposed in public inputs.
+fn accumulator_holds(
+    params: &halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<Bn256>,
+    limbs: &[Fr],
+) -> bool {
+    let limbs: Vec<&Fr> = limbs.iter().collect();
+    let Ok(accumulator) = <LimbsEncoding<LIMBS, BITS> as AccumulatorEncoding<
+        G1Affine,
+        NativeLoader,
+    >>::from_repr(&limbs) else {
+        return false;
+    };
+    let dk: KzgDecidingKey<Bn256> = (params.get_g()[0], params.g2(), params.s_g2()).into();
+    <SHPLONK as AccumulationDecider<G1Affine, NativeLoader>>::decide(&dk, accumulator).is_ok()
+}
+
+/// Lays out the aggregation of `snarks` plus the rollup constraints; returns the builder
+/// (parameters not yet calculated in keygen) and the public inputs.
+fn build(
+    stage: CircuitBuilderStage,
+    config: AggregationConfigParams,
+    srs: &Srs,
+    snarks: Vec<Snark>,
+    children: &[ProofCircuit],
+) -> AggregationCircuit {
+    let mut agg = AggregationCircuit::new::<SHPLONK>(
+        stage,
+        config,
+        srs.params(),
+        snarks,
+        VerifierUniversality::None,
+    );
+    let previous = agg.previous_instances().clone();
+    let range = agg.builder.range_chip();
+    let ctx = agg.builder.main(0);
+    // Continuity: each input starts where the previous one ended.
+    for (i, pair) in previous.windows(2).enumerate() {
+        let ended = pair[0][children[i].rollup_offset() + 1];
+        let started = pair[1][children[i + 1].rollup_offset()];
+        ctx.constrain_equal(&ended, &started);
+    }
+    let commitments: Vec<_> = previous
+        .iter()
+        .zip(children)
+        .map(|(instances, child)| instances[child.rollup_offset() + 2])
+        .collect();
+    let epoch = poseidon::hash_gadget(ctx, range.gate(), &commitments);
+    let first_old = previous[0][children[0].rollup_offset()];
+    let last = previous.len() - 1;
+    let last_new = previous[last][children[last].rollup_offset() + 1];
+    agg.builder.assigned_instances[0].extend([first_old, last_new, epoch]);
+    agg
+}
+
+impl Prover {
+    /// The SRS and keys of any proof circuit, aggregations included (generated on first use).
+    pub fn keys_for(
+        &self,
+        circuit: &ProofCircuit,
+        progress: &dyn Fn(Stage),
+    ) -> Result<(Arc<Srs>, Arc<CircuitKeys>), ProverError> {
+        match circuit {
+            ProofCircuit::App(c) => {
+                let keys = self.keys(c, progress)?;
+                Ok((self.srs_for(c)?, keys))
+            }
+            ProofCircuit::Aggregate(children) => {
+                progress(Stage::Srs);
+                let srs = self.srs.load(AGGREGATION_K)?;
+                let name = circuit.name();
+                let keys =
+                    self.keys
+                        .get_or_generate(&name, &srs, &|| progress(Stage::Keygen), &|| {
+                            // Keygen needs snarks of the right shape only: dummies from the inner keys.
+                            let mut snarks = Vec::with_capacity(children.len());
+                            for child in children {
+                                let (child_srs, child_keys) = self.keys_for(child, &|_| {})?;
+                                snarks.push(gen_dummy_snark_from_vk::<SHPLONK>(
+                                    child_srs.params(),
+                                    child_keys.vk(),
+                                    vec![child.num_instances()],
+                                    child.accumulator_indices(),
+                                ));
+                            }
+                            let config = AggregationConfigParams {
+                                degree: AGGREGATION_K,
+                                lookup_bits: AGGREGATION_K as usize - 1,
+                                ..Default::default()
+                            };
+                            let mut agg =
+                                build(CircuitBuilderStage::Keygen, config, &srs, snarks, children);
+                            agg.builder.calculate_params(Some(BLINDING_ROWS));
+                            keygen_builder(&name, &srs, &agg.builder)
+                        })?;
+                Ok((srs, keys))
+            }
+        }
+    }
+
+    /// Aggregates proofs (at least 2, poseidon transcript, consecutive batches of one rollup)
+    /// into one. Each input is verified natively first; `final_proof` selects the Keccak
+    /// transcript that the Solidity verifier checks. The result is verified (outer proof and
+    /// accumulator) before it is returned.
+    pub fn aggregate(
+        &self,
+        inputs: &[ProofEnvelope],
+        final_proof: bool,
+        progress: &dyn Fn(Stage),
+    ) -> Result<ProofEnvelope, ProverError> {
+        progress(Stage::Witness);
+        if inputs.len() < 2 {
+            return Err(ProverError::Aggregation(format!(
+                "aggregation needs at least 2 proofs, got {}",
+                inputs.len()
+            )));
+        }
+        let mut children = Vec::with_capacity(inputs.len());
+        let mut values = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            if input.transcript != Transcript::Poseidon {
+                return Err(ProverError::Aggregation(format!(
+                    "inputs[{i}] uses the {} transcript; only poseidon proofs can be aggregated (a final proof cannot be aggregated again)",
+                    input.transcript
+                )));
+            }
+            let child = ProofCircuit::parse(&input.circuit)
+                .map_err(|e| ProverError::Aggregation(format!("inputs[{i}]: {e}")))?;
+            let verdict = self.verify(input, &|_| {}).map_err(|e| {
+                ProverError::Aggregation(format!("inputs[{i}] ({}): {e}", input.circuit))
+            })?;
+            if !verdict.valid {
+                return Err(ProverError::Aggregation(format!(
+                    "inputs[{i}] ({}) does not verify: {}",
+                    input.circuit,
+                    verdict.reason.unwrap_or_default()
+                )));
+            }
+            values.push(input.instance_values()?.remove(0));
+            children.push(child);
+        }
+        for i in 1..inputs.len() {
+            let ended = values[i - 1][children[i - 1].rollup_offset() + 1];
+            let started = values[i][children[i].rollup_offset()];
+            if ended != started {
+                return Err(ProverError::Aggregation(format!(
+                    "inputs[{i}] starts at root {} but inputs[{}] ends at root {}: the proofs are out of order or there is a gap",
+                    proofmill_circuits::field::to_hex(&started),
+                    i - 1,
+                    proofmill_circuits::field::to_hex(&ended),
+                )));
+            }
+        }
+
+        let circuit = ProofCircuit::Aggregate(children.clone());
+        let (srs, keys) = self.keys_for(&circuit, progress)?;
+        let mut snarks = Vec::with_capacity(inputs.len());
+        for ((input, child), instances) in inputs.iter().zip(&children).zip(values) {
+            let (child_srs, child_keys) = self.keys_for(child, &|_| {})?;
+            let protocol = compile(
+                child_srs.params(),
+                child_keys.vk(),
+                Config::kzg()
+                    .with_num_instance(vec![child.num_instances()])
+                    .with_accumulator_indices(child.accumulator_indices()),
+            );
+            snarks.push(Snark::new(protocol, vec![instances], input.proof_bytes()?));
+        }
+
+        progress(Stage::Proving);
+        let config = AggregationConfigParams::try_from(&keys.config_params)
+            .map_err(|e| ProverError::Internal(format!("aggregation key parameters: {e}")))?;
+        let agg = build(CircuitBuilderStage::Prover, config, &srs, snarks, &children)
+            .use_break_points(keys.break_points.clone());
+        let instances = agg.instances();
+        let transcript = if final_proof {
+            Transcript::Keccak
+        } else {
+            Transcript::Poseidon
+        };
+        let proof = create(srs.params(), &keys, agg.builder, &instances, transcript)?;
+
+        progress(Stage::Verifying);
+        let envelope = ProofEnvelope {
+            format: envelope::FORMAT.to_owned(),
+            circuit: circuit.name(),
+            k: AGGREGATION_K,
+            vk_hash: keys.vk_hash.clone(),
+            transcript,
+            instances: ProofEnvelope::encode_instances(&instances),
+            proof: format!("0x{}", hex::encode(&proof)),
+        };
+        if !(check(srs.params(), &keys, &instances, &proof, transcript)
+            && accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]))
+        {
+            return Err(ProverError::SelfCheckFailed {
+                circuit: circuit.name(),
+            });
+        }
+        Ok(envelope)
+    }
+
+    /// Verifies an aggregation envelope: the outer proof with the stock halo2 verifier, then
+    /// the pairing check of the accumulator it carries.
+    pub(crate) fn verify_aggregate(
+        &self,
+        circuit: &ProofCircuit,
+        envelope: &ProofEnvelope,
+        progress: &dyn Fn(Stage),
+    ) -> Result<Verdict, ProverError> {
+        let instances = envelope.instance_values()?;
+        let proof = envelope.proof_bytes()?;
+        let invalid = |reason: String| {
+            Ok(Verdict {
+                valid: false,
+                reason: Some(reason),
+            })
+        };
+        if envelope.k != AGGREGATION_K {
+            return invalid(format!(
+                "k is {} but aggregations have k={AGGREGATION_K}",
+                envelope.k
+            ));
+        }
+        if instances.len() != 1 || instances[0].len() != circuit.num_instances() {
+            return invalid(format!(
+                "an aggregation has one instance column of {} public inputs",
+                circuit.num_instances()
+            ));
+        }
+        let (srs, keys) = self.keys_for(circuit, progress)?;
+        if envelope.vk_hash != keys.vk_hash {
+            return invalid(format!(
+                "vk_hash {} is not this appliance's verifying key for {} ({})",
+                envelope.vk_hash,
+                circuit.name(),
+                keys.vk_hash
+            ));
+        }
+        progress(Stage::Verifying);
+        if !check(srs.params(), &keys, &instances, &proof, envelope.transcript) {
+            return invalid("the stock halo2 verifier rejected the aggregation proof".into());
+        }
+        if !accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]) {
+            return invalid(
+                "the KZG accumulator of the aggregated proofs fails its pairing check".into(),
+            );
+        }
+        Ok(Verdict {
+            valid: true,
+            reason: None,
+        })
+    }
+
+    /// The Solidity verifier of an aggregation circuit (keccak transcript proofs), with
+    /// deployment bytecode when `solc` is on PATH.
+    pub fn evm_verifier(
+        &self,
+        circuit: &ProofCircuit,
+        progress: &dyn Fn(Stage),
+    ) -> Result<EvmVerifier, ProverError> {
+        if !matches!(circuit, ProofCircuit::Aggregate(_)) {
+            return Err(ProverError::Aggregation(format!(
+                "{}: the Ethereum verifier is generated for aggregation circuits only",
+                circuit.name()
+            )));
+        }
+        let (srs, keys) = self.keys_for(circuit, progress)?;
+        let solidity = snark_verifier_sdk::evm::gen_evm_verifier_sol_code::<
+            AggregationCircuit,
+            SHPLONK,
+        >(srs.params(), keys.vk(), vec![circuit.num_instances()]);
+        let bytecode = compile_solidity(&solidity)?;
+        Ok(EvmVerifier { solidity, bytecode })
+    }
+}
+
+/// The layout parameters an aggregation key was made with (for reports).
+pub fn describe(params: &BaseCircuitParams) -> String {
+    format!(
+        "k={} advice={:?} lookup={:?} fixed={}",
+        params.k, params.num_advice_per_phase, params.num_lookup_advice_per_phase, params.num_fixed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let name = "aggregate(aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8),aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8))";
+        let parsed = ProofCircuit::parse(name).unwrap();
+        assert_eq!(parsed.name(), name);
+        assert_eq!(parsed.num_instances(), ACCUMULATOR_LEN + 3);
+        assert!(ProofCircuit::parse("aggregate(transfer_batch/d16-b8)").is_err());
+        assert!(ProofCircuit::parse("aggregate(transfer_batch/d16-b8,nope)").is_err());
+    }
+}
