@@ -4,6 +4,8 @@
 //! Keys and the development SRS are generated before timing starts and cached under
 //! `target/bench-data`. Run: `cargo bench --bench prove`.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
 use proofmill_prover::{Prover, Transcript};

@@ -81,6 +81,38 @@ enum Command {
         #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
         backend: String,
     },
+    /// GPUs (name, memory, driver, usable or why not), the CPU fallback, and the SRS files.
+    Devices {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the job server (HTTP API, scheduler, workers) until SIGTERM or Ctrl-C.
+    Serve {
+        /// Configuration file (TOML; see docs/operations.md). Without one: embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage the job server's API keys.
+    Keys {
+        /// Server configuration file (it names the job database).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Device time used per tenant and device kind (from the job database).
+    Usage {
+        /// Server configuration file (it names the job database).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify a proof envelope: exit 0 valid, 1 invalid, 2 unusable input.
     Verify {
         /// The proof envelope (JSON).
@@ -94,7 +126,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PROOFMILL_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,halo2_base=error,proofmill=info")
+                tracing_subscriber::EnvFilter::new(
+                    "warn,halo2_base=error,proofmill=info,proofmill_server=info,proofmill_prover=info",
+                )
             }),
         )
         .init();
@@ -158,6 +192,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { proof } => verify(&prover, &proof),
+        Command::Serve { config, listen } => serve(config.as_deref(), listen, &cli.data_dir),
+        Command::Keys { config, action } => keys(config.as_deref(), action, &cli.data_dir),
+        Command::Usage { config, json } => usage(config.as_deref(), json, &cli.data_dir),
+        Command::Devices { json } => devices(&prover, json),
     }
 }
 
@@ -231,8 +269,8 @@ fn circuits(prover: &Prover, json: bool, no_keys: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<26} {:>3} {:>7} {:>11}  {}",
-            "CIRCUIT", "K", "COLUMNS", "CELLS", "VK HASH"
+            "{:<26} {:>3} {:>7} {:>11}  VK HASH",
+            "CIRCUIT", "K", "COLUMNS", "CELLS"
         );
         for r in &rows {
             println!(
@@ -245,6 +283,84 @@ fn circuits(prover: &Prover, json: bool, no_keys: bool) -> Result<ExitCode> {
                     .as_str()
                     .unwrap_or("(not generated: run without --no-keys)")
             );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn devices(prover: &Prover, json: bool) -> Result<ExitCode> {
+    let inventory = proofmill_accel::DeviceInventory::probe();
+    let gpus: Vec<serde_json::Value> = inventory
+        .gpus
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "index": g.index,
+                "name": g.name,
+                "uuid": g.uuid,
+                "memory_total_bytes": g.memory_total_bytes,
+                "memory_free_bytes": g.memory_free_bytes,
+                "compute_capability": g.compute_capability.map(|(a, b)| format!("{a}.{b}")),
+                "utilization_percent": g.utilization_percent,
+                "temperature_c": g.temperature_c,
+                "power_watts": g.power_watts,
+                "usable": g.usable(),
+                "unusable_reason": g.unusable_reason,
+            })
+        })
+        .collect();
+    let srs: Vec<serde_json::Value> = prover
+        .srs_store()
+        .list()
+        .into_iter()
+        .map(|(k, path, status)| {
+            serde_json::json!({ "k": k, "path": path, "insecure": status.as_ref().ok().copied(), "error": status.err() })
+        })
+        .collect();
+    if json {
+        let report = serde_json::json!({
+            "driver_version": inventory.driver_version,
+            "nvrtc_version": inventory.nvrtc_version.map(|(a, b)| format!("{a}.{b}")),
+            "gpus": gpus,
+            "no_gpu_reason": inventory.no_gpu_reason,
+            "cpu": { "threads": inventory.cpu_threads, "usable": true },
+            "srs": srs,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "driver: {}",
+        inventory.driver_version.as_deref().unwrap_or("none")
+    );
+    if inventory.gpus.is_empty() {
+        println!(
+            "GPUs: none ({})",
+            inventory.no_gpu_reason.as_deref().unwrap_or("none found")
+        );
+    }
+    for g in &inventory.gpus {
+        let memory = g.memory_total_bytes.map_or("?".to_owned(), |b| {
+            format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+        });
+        let status = g
+            .unusable_reason
+            .as_deref()
+            .map_or("usable".to_owned(), |r| format!("NOT usable: {r}"));
+        println!("GPU {}: {} ({memory}) {status}", g.index, g.name);
+    }
+    println!("CPU fallback: {} threads, usable", inventory.cpu_threads);
+    if srs.is_empty() {
+        println!(
+            "SRS: none yet in {} (an insecure development SRS is generated on first use)",
+            prover.srs_store().dir().display()
+        );
+    }
+    for (k, path, status) in prover.srs_store().list() {
+        match status {
+            Ok(true) => println!("SRS k={k}: {} — INSECURE DEVELOPMENT SRS: its tau is public, proofs made with it can be forged", path.display()),
+            Ok(false) => println!("SRS k={k}: {}", path.display()),
+            Err(e) => println!("SRS k={k}: {} — unusable: {e}", path.display()),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -285,4 +401,121 @@ impl Spinner {
     fn clear(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create an API key for a tenant; the key is printed once and stored only hashed.
+    Add {
+        /// The tenant the key's jobs belong to.
+        #[arg(long)]
+        tenant: String,
+        /// May read every tenant's usage (`GET /v1/usage`).
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+/// The server configuration: the file's (or the defaults), with `--data-dir` applied when it
+/// was given explicitly or there is no file.
+fn server_config(config: Option<&Path>, data_dir: &Path) -> Result<proofmill_server::Config> {
+    let explicit = std::env::var_os("PROOFMILL_DATA_DIR").is_some()
+        || std::env::args_os().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--data-dir" || a.starts_with("--data-dir=")
+        });
+    let mut server = match config {
+        Some(path) => proofmill_server::Config::load(path)?,
+        None => proofmill_server::Config::default(),
+    };
+    if explicit || config.is_none() {
+        server.data_dir = data_dir.to_owned();
+    }
+    Ok(server)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn serve(
+    config: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: &Path,
+) -> Result<ExitCode> {
+    let mut server = server_config(config, data_dir)?;
+    if let Some(listen) = listen {
+        server.listen = listen;
+    }
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", server.listen))?;
+        let addr = listener.local_addr()?;
+        println!("proofmill listening on http://{addr}");
+        proofmill_server::run(listener, server, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn keys(config: Option<&Path>, action: KeysAction, data_dir: &Path) -> Result<ExitCode> {
+    let server = server_config(config, data_dir)?;
+    match action {
+        KeysAction::Add { tenant, admin } => {
+            let key =
+                runtime()?.block_on(proofmill_server::add_api_key(&server, &tenant, admin))?;
+            eprintln!(
+                "API key for tenant {tenant}{} (shown once; stored hashed in {}):",
+                if admin { ", admin" } else { "" },
+                server.database_path().display()
+            );
+            println!("{key}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn usage(config: Option<&Path>, json: bool, data_dir: &Path) -> Result<ExitCode> {
+    let server = server_config(config, data_dir)?;
+    let rows = runtime()?.block_on(proofmill_server::usage_report(&server))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<24} {:<6} {:>14} {:>8}",
+            "TENANT", "KIND", "DEVICE-SECONDS", "JOBS"
+        );
+        for r in rows {
+            println!(
+                "{:<24} {:<6} {:>14.1} {:>8}",
+                r.tenant, r.device_kind, r.device_seconds, r.jobs
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,143 @@
+//! Devices as the scheduler and `GET /v1/devices` see them: what each one is, how much memory
+//! it has and what it is doing. Today the inventory is the CPU; GPUs from the accel crate's
+//! NVML inventory become more [`DeviceInfo`]s (and more workers) without changing this type.
+
+use serde::Serialize;
+
+/// What kind of device proves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// The host CPU (all cores, via rayon).
+    Cpu,
+    /// A CUDA GPU.
+    Gpu,
+}
+
+impl DeviceKind {
+    /// The name used in metrics and usage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Gpu => "gpu",
+        }
+    }
+}
+
+/// One device, with live telemetry where the device reports it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceInfo {
+    /// Stable id (`cpu0`, `gpu0`, ...): what jobs' `device` field names.
+    pub id: String,
+    /// Marketing name (`AMD EPYC ...`, `NVIDIA H100 80GB HBM3`).
+    pub name: String,
+    /// CPU or GPU.
+    pub kind: DeviceKind,
+    /// Cores (CPU) or streaming multiprocessors (GPU), when known.
+    pub cores: Option<u32>,
+    /// Total memory, bytes.
+    pub memory_total_bytes: Option<u64>,
+    /// Free memory now, bytes.
+    pub memory_free_bytes: Option<u64>,
+    /// Busy fraction 0..1 (CPU: 1-minute load average over cores).
+    pub utilization: Option<f64>,
+    /// Degrees Celsius.
+    pub temperature_c: Option<f64>,
+    /// Watts drawn.
+    pub power_w: Option<f64>,
+    /// Whether jobs may be placed on it.
+    pub usable: bool,
+    /// Why not, when unusable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The jobs it holds now: the one proving, then one whose witness is being prepared.
+    pub jobs: Vec<String>,
+}
+
+impl DeviceInfo {
+    /// The host CPU as worker `index`.
+    pub fn cpu(index: usize) -> Self {
+        let mut info = Self {
+            id: format!("cpu{index}"),
+            name: cpu_model().unwrap_or_else(|| "CPU".to_owned()),
+            kind: DeviceKind::Cpu,
+            cores: std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u32),
+            memory_total_bytes: None,
+            memory_free_bytes: None,
+            utilization: None,
+            temperature_c: None,
+            power_w: None,
+            usable: true,
+            reason: None,
+            jobs: Vec::new(),
+        };
+        info.refresh();
+        info
+    }
+
+    /// Reads live telemetry again.
+    pub fn refresh(&mut self) {
+        if self.kind == DeviceKind::Cpu {
+            let (total, available) = meminfo();
+            self.memory_total_bytes = total;
+            self.memory_free_bytes = available;
+            self.utilization = load_average().and_then(|load| {
+                self.cores
+                    .map(|c| (load / f64::from(c.max(1))).clamp(0.0, 1.0))
+            });
+            self.temperature_c = cpu_temperature();
+        }
+    }
+}
+
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// (MemTotal, MemAvailable) in bytes.
+fn meminfo() -> (Option<u64>, Option<u64>) {
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return (None, None);
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    };
+    (field("MemTotal:"), field("MemAvailable:"))
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn cpu_temperature() -> Option<f64> {
+    let text = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp").ok()?;
+    text.trim().parse::<f64>().ok().map(|milli| milli / 1000.0)
+}
+
+/// Bytes a job is expected to need on a device: the proving key's and witness's polynomials
+/// in the extended domain. A rough but monotone estimate — it only has to rank jobs against
+/// free memory.
+pub fn estimate_prove_bytes(k: u32, advice_columns: usize, lookup_columns: usize) -> u64 {
+    // advice + lookup + ~10 fixed/selector/permutation/instance columns, each 32-byte
+    // elements, kept in coefficient, Lagrange and extended (x4) forms.
+    let columns = (advice_columns + lookup_columns + 10) as u64;
+    (1u64 << k) * columns * 32 * 6
+}
+
+/// Peak memory of an aggregation proof (k=21, measured 7.7-7.9 GB).
+pub const AGGREGATE_BYTES: u64 = 8 << 30;

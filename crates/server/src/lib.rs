@@ -1,0 +1,218 @@
+//! proofmill's job server: the HTTP API (axum), the job store (SQLite via sqlx), the
+//! scheduler and the device workers, tenants and their API keys, and Prometheus metrics.
+//!
+//! Data flows one way: request -> [`JobStore`] -> [`Scheduler`] -> [`Worker`] ->
+//! `proofmill_prover::Prover` -> proof file -> response. The server knows nothing of curves
+//! or circuits beyond the catalog's names and `parse_input`; proving happens only on worker
+//! threads, never on the async runtime.
+//!
+//! The entry point is [`run`]: give it a bound listener, a [`Config`] and a future that
+//! resolves when the server should stop (SIGTERM, Ctrl-C, or a test's signal).
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod devices;
+pub mod error;
+pub mod scheduler;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::{
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+    Router,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use proofmill_prover::Prover;
+use tokio::{net::TcpListener, sync::watch};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+pub use auth::{Caller, KeyRing};
+pub use config::{Config, ConfigError};
+pub use devices::{DeviceInfo, DeviceKind};
+pub use error::ApiError;
+pub use scheduler::Scheduler;
+pub use store::{JobStatus, JobStore, StoreError};
+pub use worker::Worker;
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The job store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket or thread could not be set up.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// No API key exists and the address is reachable from other machines.
+    #[error("refusing to listen on {addr} without API keys: anyone who can reach it could submit jobs. Add a key (`proofmill keys add --tenant NAME`, or [[tenants]] in the config file), or listen on a loopback address such as 127.0.0.1")]
+    OpenNonLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// Loading the keys failed.
+    #[error("loading API keys: {0}")]
+    Keys(String),
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job store.
+    pub store: JobStore,
+    /// The scheduler (and through it, the workers).
+    pub scheduler: Scheduler,
+    /// The prover, for `POST /v1/verify`.
+    pub prover: Arc<Prover>,
+    /// API keys.
+    pub keys: KeyRing,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The Prometheus recorder.
+    pub metrics: Option<PrometheusHandle>,
+    /// Becomes true when shutdown begins.
+    pub shutdown: watch::Receiver<bool>,
+    /// Process start, for `proofmill_seconds_since_last_proof` before any proof.
+    pub started: Instant,
+}
+
+/// The API's routes over `state`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(api::submit_job).get(api::list_jobs))
+        .route("/v1/jobs/{id}", get(api::get_job).delete(api::cancel_job))
+        .route("/v1/jobs/{id}/proof", get(api::get_proof))
+        .route("/v1/jobs/{id}/events", get(api::job_events))
+        .route("/v1/verify", post(api::verify))
+        .route("/v1/circuits", get(api::list_circuits))
+        .route("/v1/circuits/{*name}", get(api::get_circuit))
+        .route("/v1/devices", get(api::devices))
+        .route("/v1/usage", get(api::usage))
+        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/openapi.json", get(api::openapi))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(|_panic| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(
+                "a handler panicked".into(),
+            ))
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Opens the store, re-queues what a crash left running, starts one worker per device and
+/// serves the API on `listener` until `shutdown` resolves; then stops accepting, lets running
+/// jobs finish within the grace period (re-queueing the rest) and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.check()?;
+    let config = Arc::new(config);
+    let store = JobStore::open(&config.database_path()).await?;
+    let keys = KeyRing::load(config.clone(), store.clone())
+        .await
+        .map_err(|e| ServerError::Keys(e.to_string()))?;
+    let addr = listener.local_addr()?;
+    if keys.is_open() && !addr.ip().is_loopback() {
+        return Err(ServerError::OpenNonLoopback { addr });
+    }
+    if keys.is_open() {
+        tracing::warn!(%addr, "no API keys configured: open to loopback callers as tenant `default`");
+    }
+    let requeued = store
+        .requeue_running("re-queued at start: the server stopped while it ran")
+        .await?;
+    if requeued > 0 {
+        tracing::warn!(
+            requeued,
+            "jobs left running by the last process were re-queued"
+        );
+    }
+    std::fs::create_dir_all(config.proofs_path())?;
+
+    let prover = Arc::new(Prover::new(&config.data_dir));
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for i in 0..config.cpu_workers {
+        let device = DeviceInfo::cpu(i);
+        tracing::info!(device = %device.id, name = %device.name, cores = ?device.cores, "worker started");
+        workers.push(Arc::new(Worker::spawn(
+            device,
+            prover.clone(),
+            events_tx.clone(),
+        )?));
+    }
+    drop(events_tx);
+    let scheduler = Scheduler::new(store.clone(), workers, config.proofs_path());
+    let scheduling = tokio::spawn(scheduler.clone().run(events_rx));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState {
+        store: store.clone(),
+        scheduler: scheduler.clone(),
+        prover,
+        keys,
+        config: config.clone(),
+        metrics: telemetry::recorder(),
+        shutdown: stop_rx,
+        started: Instant::now(),
+    };
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), database = %config.database_path().display(), "proofmill serving");
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: no new connections");
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    let drained = scheduler.drain(config.shutdown_grace()).await;
+    scheduling.abort();
+    store.close().await;
+    served?;
+    drained?;
+    tracing::info!("proofmill stopped");
+    Ok(())
+}
+
+/// Stores a new API key for `tenant` in the job database and returns it (the only time it
+/// is shown).
+pub async fn add_api_key(
+    config: &Config,
+    tenant: &str,
+    admin: bool,
+) -> Result<String, ServerError> {
+    if tenant.is_empty() || tenant.len() > 64 || tenant.chars().any(|c| c.is_control()) {
+        return Err(ServerError::Keys(format!(
+            "tenant name {tenant:?}: 1 to 64 printable characters"
+        )));
+    }
+    let store = JobStore::open(&config.database_path()).await?;
+    let key = auth::new_key();
+    store
+        .add_api_key(tenant, &auth::hash_key(&key), admin)
+        .await?;
+    store.close().await;
+    Ok(key)
+}
+
+/// Device time per tenant, from the job database.
+pub async fn usage_report(config: &Config) -> Result<Vec<store::UsageRow>, ServerError> {
+    let store = JobStore::open(&config.database_path()).await?;
+    let rows = store.usage(None).await?;
+    store.close().await;
+    Ok(rows)
+}
