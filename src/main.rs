@@ -53,9 +53,13 @@ enum Command {
         /// Seed for the reproducible example state.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output file (stdout when absent).
+        /// Output file (stdout when absent). With `--count N`, N files: b.json becomes
+        /// b-1.json … b-N.json.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// How many consecutive batches of one rollup to write (for aggregation).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        count: u16,
     },
     /// Generate (or load) the proving key of a circuit ahead of the first proof.
     Keygen {
@@ -80,6 +84,33 @@ enum Command {
         /// Compute backend for MSM/NTT: auto, cpu or cuda.
         #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
         backend: String,
+    },
+    /// Aggregate proofs (consecutive batches of one rollup, or aggregates of them) into one;
+    /// the inputs are verified first and the result before it is written.
+    Aggregate {
+        /// Proof envelopes, in rollup order (at least 2).
+        #[arg(required = true, num_args = 2..)]
+        proofs: Vec<PathBuf>,
+        /// Where to write the aggregated proof envelope.
+        #[arg(long)]
+        out: PathBuf,
+        /// Make the final proof for Ethereum (keccak transcript; cannot be aggregated again).
+        #[arg(long = "final")]
+        final_proof: bool,
+    },
+    /// Write the Solidity verifier of an aggregation circuit (and its deployment bytecode when
+    /// `solc` is on PATH); with `--proof`, also the calldata, checked against the verifier.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["circuit", "proof"])))]
+    Verifier {
+        /// Directory to write Verifier.sol (and Verifier.bin, calldata.hex) into.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Aggregation circuit, e.g. `aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8)`.
+        #[arg(long)]
+        circuit: Option<String>,
+        /// A final (keccak) aggregated proof: its circuit's verifier, plus its calldata.
+        #[arg(long)]
+        proof: Option<PathBuf>,
     },
     /// GPUs (name, memory, driver, usable or why not), the CPU fallback, and the SRS files.
     Devices {
@@ -145,12 +176,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let prover = Prover::new(&cli.data_dir);
     match cli.command {
         Command::Circuits { json, no_keys } => circuits(&prover, json, no_keys),
-        Command::ExampleBatch { circuit, seed, out } => {
-            let circuit = lookup(&circuit)?;
-            let text = serde_json::to_string_pretty(&circuit.example_input(seed))?;
-            write_output(out.as_deref(), &text)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::ExampleBatch {
+            circuit,
+            seed,
+            out,
+            count,
+        } => example_batch(&circuit, seed, out.as_deref(), usize::from(count)),
         Command::Keygen { circuit } => {
             let circuit = lookup(&circuit)?;
             let spinner = Spinner::new(&circuit.name());
@@ -192,6 +223,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { proof } => verify(&prover, &proof),
+        Command::Aggregate {
+            proofs,
+            out,
+            final_proof,
+        } => aggregate(&prover, &proofs, &out, final_proof),
+        Command::Verifier {
+            out_dir,
+            circuit,
+            proof,
+        } => verifier(&prover, &out_dir, circuit.as_deref(), proof.as_deref()),
         Command::Serve { config, listen } => serve(config.as_deref(), listen, &cli.data_dir),
         Command::Keys { config, action } => keys(config.as_deref(), action, &cli.data_dir),
         Command::Usage { config, json } => usage(config.as_deref(), json, &cli.data_dir),
@@ -214,11 +255,148 @@ fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
-fn verify(prover: &Prover, path: &Path) -> Result<ExitCode> {
+fn example_batch(circuit: &str, seed: u64, out: Option<&Path>, count: usize) -> Result<ExitCode> {
+    let circuit = lookup(circuit)?;
+    if count == 1 {
+        let text = serde_json::to_string_pretty(&circuit.example_input(seed))?;
+        write_output(out, &text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(out) = out else {
+        bail!("--count {count} writes one file per batch: give --out, e.g. --out b.json for b-1.json … b-{count}.json");
+    };
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let extension = out
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    for (i, input) in circuit.example_inputs(seed, count).iter().enumerate() {
+        let path = out.with_file_name(format!("{stem}-{}{extension}", i + 1));
+        write_output(Some(&path), &serde_json::to_string_pretty(input)?)?;
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_envelope(path: &Path) -> Result<ProofEnvelope> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let envelope =
-        ProofEnvelope::from_json(&text).with_context(|| format!("{}", path.display()))?;
+    ProofEnvelope::from_json(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn aggregate(
+    prover: &Prover,
+    paths: &[PathBuf],
+    out: &Path,
+    final_proof: bool,
+) -> Result<ExitCode> {
+    let inputs = paths
+        .iter()
+        .map(|p| read_envelope(p))
+        .collect::<Result<Vec<_>>>()?;
+    let name = format!("aggregation of {} proofs", inputs.len());
+    let spinner = Spinner::new(&name);
+    let start = Instant::now();
+    let envelope = prover
+        .aggregate(&inputs, final_proof, &|s| spinner.stage(s))
+        .map_err(|e| match e {
+            // Name the file, not just the position, of the input at fault.
+            proofmill_prover::ProverError::Aggregation(msg) => {
+                let mut msg = msg;
+                for (i, p) in paths.iter().enumerate().rev() {
+                    msg = msg.replace(
+                        &format!("inputs[{i}]"),
+                        &format!("{} (input {})", p.display(), i + 1),
+                    );
+                }
+                anyhow::anyhow!(msg)
+            }
+            other => other.into(),
+        })
+        .context("cannot aggregate")?;
+    write_output(Some(out), &envelope.to_json())?;
+    spinner.finish(&format!(
+        "{} ({} transcript) written to {} ({:.1}s, verified)",
+        envelope.circuit,
+        envelope.transcript,
+        out.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verifier(
+    prover: &Prover,
+    out_dir: &Path,
+    circuit: Option<&str>,
+    proof: Option<&Path>,
+) -> Result<ExitCode> {
+    use proofmill_prover::aggregate::{evm_calldata, evm_verify, ProofCircuit};
+    let envelope = proof.map(read_envelope).transpose()?;
+    let name = match (&envelope, circuit) {
+        (Some(e), _) => e.circuit.clone(),
+        (None, Some(c)) => c.to_owned(),
+        (None, None) => bail!("give --circuit NAME or --proof FILE"),
+    };
+    if let Some(e) = &envelope {
+        if e.transcript != Transcript::Keccak {
+            bail!(
+                "{}: a {} transcript proof cannot be checked on Ethereum; make it with `proofmill aggregate --final`",
+                proof.map(|p| p.display().to_string()).unwrap_or_default(),
+                e.transcript
+            );
+        }
+    }
+    let circuit = ProofCircuit::parse(&name)?;
+    let spinner = Spinner::new(&name);
+    let generated = prover.evm_verifier(&circuit, &|s| spinner.stage(s))?;
+    spinner.clear();
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let sol = out_dir.join("Verifier.sol");
+    std::fs::write(&sol, &generated.solidity)
+        .with_context(|| format!("writing {}", sol.display()))?;
+    println!("{} ({} bytes)", sol.display(), generated.solidity.len());
+    let Some(bytecode) = generated.bytecode else {
+        eprintln!("no solc on PATH: wrote the Solidity source only (install solc, or `scripts/solc-setup.sh DIR` and add DIR to PATH, for the bytecode)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let bin = out_dir.join("Verifier.bin");
+    std::fs::write(&bin, hex::encode(&bytecode))
+        .with_context(|| format!("writing {}", bin.display()))?;
+    println!(
+        "{} (deployment bytecode, {} bytes{})",
+        bin.display(),
+        bytecode.len(),
+        if bytecode.len() > 49_152 {
+            "; OVER the 49,152-byte initcode limit"
+        } else {
+            ""
+        }
+    );
+    if let (Some(envelope), Some(path)) = (&envelope, proof) {
+        let calldata = out_dir.join("calldata.hex");
+        std::fs::write(&calldata, hex::encode(evm_calldata(envelope)?))
+            .with_context(|| format!("writing {}", calldata.display()))?;
+        match evm_verify(&bytecode, envelope) {
+            Ok(gas) => println!(
+                "{} (the verifier accepts {} in an EVM: {gas} gas)",
+                calldata.display(),
+                path.display()
+            ),
+            Err(reason) => {
+                println!(
+                    "INVALID: the verifier rejects {} in an EVM: {reason}",
+                    path.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(prover: &Prover, path: &Path) -> Result<ExitCode> {
+    let envelope = read_envelope(path)?;
     let spinner = Spinner::new(&envelope.circuit);
     let verdict = prover
         .verify(&envelope, &|s| spinner.stage(s))

@@ -166,3 +166,86 @@ fn circuits_lists_the_catalog() {
     assert!(names.contains(&"transfer_batch/d16-b8") && names.contains(&"transfer_batch/d32-b64"));
     assert!(rows.iter().all(|r| r["k"].as_u64().unwrap() >= 17));
 }
+
+#[test]
+fn aggregate_refuses_bad_inputs_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let circuit = "transfer_batch/d16-b8";
+    let out = proofmill(
+        &[
+            "example-batch",
+            "--circuit",
+            circuit,
+            "--seed",
+            "4",
+            "--count",
+            "2",
+            "--out",
+            "b.json",
+        ],
+        cwd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for i in 1..=2 {
+        let out = proofmill(
+            &[
+                "prove",
+                "--circuit",
+                circuit,
+                "--input",
+                &format!("b-{i}.json"),
+                "--out",
+                &format!("p-{i}.json"),
+            ],
+            cwd,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    // One proof is not an aggregation.
+    let out = proofmill(&["aggregate", "p-1.json", "--out", "a.json"], cwd);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // Out of order: refused before any aggregation key is made, naming the file.
+    let out = proofmill(
+        &["aggregate", "p-2.json", "p-1.json", "--out", "a.json"],
+        cwd,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("p-1.json (input 2) starts at root")
+            && text(&out).contains("out of order"),
+        "{}",
+        text(&out)
+    );
+
+    // A tampered input is named.
+    let mut envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("p-2.json")).unwrap()).unwrap();
+    let proof = envelope["proof"].as_str().unwrap().to_owned();
+    let mut bytes = hex::decode(&proof[2..]).unwrap();
+    bytes[64] ^= 0x01;
+    envelope["proof"] = format!("0x{}", hex::encode(bytes)).into();
+    std::fs::write(cwd.join("t.json"), envelope.to_string()).unwrap();
+    let out = proofmill(&["aggregate", "p-1.json", "t.json", "--out", "a.json"], cwd);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("t.json (input 2)") && text(&out).contains("does not verify"),
+        "{}",
+        text(&out)
+    );
+    assert!(!cwd.join("a.json").exists(), "nothing written on refusal");
+
+    // The Ethereum verifier is for final aggregation proofs only.
+    let out = proofmill(&["verifier", "--out-dir", "v", "--proof", "p-1.json"], cwd);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--final"), "{}", text(&out));
+    let out = proofmill(&["verifier", "--out-dir", "v", "--circuit", circuit], cwd);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("aggregation circuits only"),
+        "{}",
+        text(&out)
+    );
+}

@@ -171,6 +171,17 @@ impl CatalogCircuit {
         }
     }
 
+    /// `count` consecutive valid prove-job inputs of one rollup (each starts where the previous
+    /// one ended), reproducible from `seed`; the first is [`CatalogCircuit::example_input`].
+    pub fn example_inputs(&self, seed: u64, count: usize) -> Vec<serde_json::Value> {
+        match self {
+            Self::TransferBatch(c) => State::example_chain(c, seed, count)
+                .into_iter()
+                .map(|input| serde_json::to_value(input).expect("a batch input serializes"))
+                .collect(),
+        }
+    }
+
     /// A witness of the right shape and arbitrary content, for keygen.
     pub fn keygen_witness(&self) -> Witness {
         match self {

@@ -290,4 +290,30 @@ impl State {
             .expect("example transfers are valid by construction");
         (state, input)
     }
+
+    /// `count` consecutive example batches of one rollup: the first is [`State::example`]'s,
+    /// and each next one starts at the root the previous one ended at (what aggregation of a
+    /// rollup epoch needs).
+    pub fn example_chain(config: &TransferBatchConfig, seed: u64, count: usize) -> Vec<BatchInput> {
+        let (mut state, first) = Self::example(config, seed);
+        let mut batches = vec![first];
+        for round in 1..count {
+            let ids: Vec<u64> = state.accounts().map(|(id, _)| id).collect();
+            let transfers: Vec<(u64, u64, u64)> = (0..config.batch_size)
+                .map(|i| {
+                    (
+                        ids[i % ids.len()],
+                        ids[(i + round) % ids.len()],
+                        (round as u64 % 100) + 1,
+                    )
+                })
+                .collect();
+            batches.push(
+                state
+                    .batch(&transfers)
+                    .expect("small transfers between funded accounts are valid"),
+            );
+        }
+        batches
+    }
 }

@@ -115,6 +115,25 @@ fn mock(witness: &BatchWitness) -> Result<(), Vec<VerifyFailure>> {
 }
 
 #[test]
+fn example_chain_is_consecutive_valid_batches() {
+    let chain = State::example_chain(&D16_B8, 5, 3);
+    assert_eq!(chain.len(), 3);
+    let mut previous_end = None;
+    for input in &chain {
+        let witness = BatchWitness::from_input(&D16_B8, input).expect("each batch is valid");
+        let public = witness.public_inputs();
+        if let Some(end) = previous_end {
+            assert_eq!(public[0], end, "starts where the previous batch ended");
+        }
+        previous_end = Some(public[1]);
+    }
+    assert_eq!(
+        serde_json::to_value(&chain[0]).unwrap(),
+        serde_json::to_value(State::example(&D16_B8, 5).1).unwrap()
+    );
+}
+
+#[test]
 fn example_batch_is_valid_and_public_inputs_match_the_state() {
     let (state, input) = State::example(&D16_B8, 7);
     assert_eq!(input.transfers.len(), 8);

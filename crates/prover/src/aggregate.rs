@@ -198,9 +198,16 @@ pub fn compile_solidity(source: &str) -> Result<Option<Vec<u8>>, ProverError> {
 /// Deploys `bytecode` in an in-memory EVM (revm, mainnet rules: EIP-170 and EIP-3860 size
 /// limits apply) and calls it with the proof; returns the gas used, or why it reverted.
 pub fn evm_verify(bytecode: &[u8], envelope: &ProofEnvelope) -> Result<u64, String> {
-    let instances = envelope.instance_values().map_err(|e| e.to_string())?;
-    let proof = envelope.proof_bytes().map_err(|e| e.to_string())?;
-    deploy_and_call(bytecode.to_vec(), encode_calldata(&instances, &proof))
+    let calldata = evm_calldata(envelope).map_err(|e| e.to_string())?;
+    deploy_and_call(bytecode.to_vec(), calldata)
+}
+
+/// The calldata a transaction to the Solidity verifier carries for this proof: the public
+/// inputs as 32-byte words, then the proof bytes.
+pub fn evm_calldata(envelope: &ProofEnvelope) -> Result<Vec<u8>, ProverError> {
+    let instances = envelope.instance_values()?;
+    let proof = envelope.proof_bytes()?;
+    Ok(encode_calldata(&instances, &proof))
 }
 
 /// The pairing check of a KZG accumulator exposed in public inputs.

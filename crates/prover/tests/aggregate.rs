@@ -10,10 +10,7 @@
 
 use std::{path::PathBuf, time::Instant};
 
-use proofmill_circuits::{
-    transfer_batch::{State, TransferBatchConfig},
-    CatalogCircuit,
-};
+use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
 use proofmill_prover::{
     aggregate::{evm_verify, ProofCircuit, ACCUMULATOR_LEN},
     ProofEnvelope, Prover, ProverError, Stage, Transcript,
@@ -23,26 +20,6 @@ fn no_progress(_: Stage) {}
 
 fn shared_data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("proofmill-shared-data")
-}
-
-/// Four consecutive batches of one rollup.
-fn rollup_batches(config: &TransferBatchConfig) -> Vec<serde_json::Value> {
-    let (mut state, first) = State::example(config, 31);
-    let mut batches = vec![serde_json::to_value(first).unwrap()];
-    for round in 0..3u64 {
-        let ids: Vec<u64> = state.accounts().map(|(id, _)| id).collect();
-        let transfers: Vec<(u64, u64, u64)> = (0..config.batch_size)
-            .map(|i| {
-                (
-                    ids[i % ids.len()],
-                    ids[(i + 1 + round as usize) % ids.len()],
-                    7 + round,
-                )
-            })
-            .collect();
-        batches.push(serde_json::to_value(state.batch(&transfers).unwrap()).unwrap());
-    }
-    batches
 }
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
@@ -80,7 +57,8 @@ fn aggregation_tree_and_ethereum_verifier() {
     let prover = Prover::new(&shared_data_dir());
     let config = TransferBatchConfig::new(16, 8);
     let circuit = CatalogCircuit::TransferBatch(config);
-    let proofs: Vec<ProofEnvelope> = rollup_batches(&config)
+    let proofs: Vec<ProofEnvelope> = circuit
+        .example_inputs(31, 4)
         .iter()
         .enumerate()
         .map(|(i, input)| {
