@@ -6,6 +6,7 @@
 //! HTTP, jobs or tenants.
 
 pub mod aggregate;
+pub mod engine;
 pub mod envelope;
 pub mod keys;
 pub mod srs;
@@ -85,6 +86,9 @@ pub enum ProverError {
     /// The Ethereum verifier could not be built or run.
     #[error("EVM verifier: {0}")]
     Evm(String),
+    /// The requested compute engine cannot be used (e.g. `cuda` with no usable GPU).
+    #[error("engine: {0}")]
+    Engine(String),
     /// An invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -291,8 +295,26 @@ fn create(
     instances: &[Vec<Fr>],
     transcript: Transcript,
 ) -> Result<Vec<u8>, ProverError> {
+    create_with_rng(
+        params,
+        keys,
+        circuit,
+        instances,
+        transcript,
+        StdRng::from_entropy(),
+    )
+}
+
+/// [`create`] with the blinding randomness from `rng` (a fixed seed makes proofs comparable).
+fn create_with_rng(
+    params: &ParamsKZG<Bn256>,
+    keys: &CircuitKeys,
+    circuit: BaseCircuitBuilder<Fr>,
+    instances: &[Vec<Fr>],
+    transcript: Transcript,
+    rng: StdRng,
+) -> Result<Vec<u8>, ProverError> {
     let instances: Vec<&[Fr]> = instances.iter().map(Vec::as_slice).collect();
-    let rng = StdRng::from_entropy();
     let result = match transcript {
         Transcript::Poseidon => {
             let mut t = PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(

@@ -1,0 +1,421 @@
+//! The accelerator engine inside halo2's prover.
+//!
+//! halo2-axiom computes every KZG commitment with one MSM and every polynomial transform with
+//! one FFT, behind functions its public API does not let us replace; the workspace patches it
+//! (`vendor/halo2-axiom`, see `PATCHED.md`) with a process-wide hook. [`install`] puts an
+//! [`EngineAccelerator`] there: BN254 MSMs against the SRS bases (commitments to advice,
+//! lookup, permutation and quotient polynomials) and Fr FFTs of at least
+//! [`MIN_ACCELERATED_LOG_SIZE`] (coefficient/Lagrange/extended-domain conversions) then run on
+//! a [`proofmill_accel::Backend`] — a GPU, or our CPU engine. Everything else (the gate,
+//! permutation and lookup evaluation of the quotient, the multi-opening) still runs inside
+//! halo2-axiom on the CPU. Results are bit-identical to the stock code (tested), and every
+//! proof is still checked by the stock verifier before it leaves.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+    time::Instant,
+};
+
+use halo2_base::halo2_proofs::{
+    accel::{set_accelerator, Accelerator},
+    halo2curves::bn256::{Fr, G1Affine, G1},
+};
+use proofmill_accel::{
+    omega_for, Backend, BackendChoice, BackendKind, BasesHandle, MsmConfig, NttConfig,
+};
+
+use crate::ProverError;
+
+/// Smaller MSMs and FFTs (the multi-opening's few-point MSMs, tiny domains) stay with the
+/// stock code: handing them over costs more than it saves.
+pub const MIN_ACCELERATED_LOG_SIZE: u32 = 10;
+
+/// Base vectors kept resident at once (an SRS's monomial and Lagrange bases per `k` in use).
+const RESIDENT_BASES: usize = 8;
+
+/// Routes halo2's MSMs and FFTs to a backend.
+#[derive(Debug)]
+pub struct EngineAccelerator {
+    backend: Arc<dyn Backend>,
+    resident: Mutex<Vec<Resident>>,
+    stats: Counters,
+}
+
+/// One base vector handed to the backend, recognised by address, length and three points.
+#[derive(Debug)]
+struct Resident {
+    address: usize,
+    fingerprint: [G1Affine; 3],
+    handle: Arc<BasesHandle>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    msm_calls: AtomicU64,
+    msm_nanos: AtomicU64,
+    fft_calls: AtomicU64,
+    fft_nanos: AtomicU64,
+    declined: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// What the engine has done since it was installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EngineStats {
+    /// MSMs computed by the backend.
+    pub msm_calls: u64,
+    /// Seconds spent in them (loading bases included).
+    pub msm_seconds: f64,
+    /// FFTs computed by the backend.
+    pub fft_calls: u64,
+    /// Seconds spent in them.
+    pub fft_seconds: f64,
+    /// Calls left to the stock code (too small, or another root of unity).
+    pub declined: u64,
+    /// Calls the backend failed; the stock code computed them instead.
+    pub errors: u64,
+}
+
+impl EngineStats {
+    /// `self - earlier`: what happened in between (e.g. during one proof).
+    pub fn since(&self, earlier: &EngineStats) -> EngineStats {
+        EngineStats {
+            msm_calls: self.msm_calls - earlier.msm_calls,
+            msm_seconds: self.msm_seconds - earlier.msm_seconds,
+            fft_calls: self.fft_calls - earlier.fft_calls,
+            fft_seconds: self.fft_seconds - earlier.fft_seconds,
+            declined: self.declined - earlier.declined,
+            errors: self.errors - earlier.errors,
+        }
+    }
+}
+
+impl EngineAccelerator {
+    /// An accelerator over `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Self {
+            backend,
+            resident: Mutex::new(Vec::new()),
+            stats: Counters::default(),
+        }
+    }
+
+    /// The backend the work goes to.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Counters since this accelerator was made.
+    pub fn stats(&self) -> EngineStats {
+        let s = &self.stats;
+        EngineStats {
+            msm_calls: s.msm_calls.load(Ordering::Relaxed),
+            msm_seconds: s.msm_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            fft_calls: s.fft_calls.load(Ordering::Relaxed),
+            fft_seconds: s.fft_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            declined: s.declined.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The resident handle for `bases`, loading them on first sight.
+    fn resident(
+        &self,
+        bases: &[G1Affine],
+    ) -> Result<Arc<BasesHandle>, proofmill_accel::AccelError> {
+        let address = bases.as_ptr() as usize;
+        let fingerprint = [bases[0], bases[bases.len() / 2], bases[bases.len() - 1]];
+        let mut resident = self.resident.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = resident.iter().find(|r| {
+            r.address == address && r.handle.len() == bases.len() && r.fingerprint == fingerprint
+        }) {
+            return Ok(r.handle.clone());
+        }
+        let handle = Arc::new(self.backend.load_bases(bases)?);
+        if resident.len() == RESIDENT_BASES {
+            resident.remove(0);
+        }
+        resident.push(Resident {
+            address,
+            fingerprint,
+            handle: handle.clone(),
+        });
+        Ok(handle)
+    }
+
+    fn declined<T>(&self, value: T) -> T {
+        self.stats.declined.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+
+    fn failed<T>(&self, what: &str, error: &dyn std::fmt::Display, value: T) -> T {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(backend = %self.backend.description(), %error, "{what} failed on the engine; computed by the stock code instead");
+        value
+    }
+}
+
+impl Accelerator for EngineAccelerator {
+    fn msm(&self, coeffs: &[Fr], bases: &[G1Affine]) -> Option<G1> {
+        if coeffs.len() < 1 << MIN_ACCELERATED_LOG_SIZE || coeffs.len() != bases.len() {
+            return self.declined(None);
+        }
+        let start = Instant::now();
+        let result = self
+            .resident(bases)
+            .and_then(|handle| self.backend.msm(&handle, coeffs, &MsmConfig::default()));
+        match result {
+            Ok(point) => {
+                self.stats.msm_calls.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .msm_nanos
+                    .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                Some(point)
+            }
+            Err(e) => self.failed("an MSM", &e, None),
+        }
+    }
+
+    fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool {
+        if log_n < MIN_ACCELERATED_LOG_SIZE || a.len() != 1 << log_n {
+            return self.declined(false);
+        }
+        let root = omega_for(log_n);
+        let expected = if inverse {
+            Option::from(root.invert())
+        } else {
+            Some(root)
+        };
+        if expected != Some(omega) {
+            return self.declined(false);
+        }
+        let start = Instant::now();
+        let config = if inverse {
+            NttConfig::inverse()
+        } else {
+            NttConfig::forward()
+        };
+        if let Err(e) = self.backend.ntt(a, log_n, &config) {
+            return self.failed("an FFT", &e, false);
+        }
+        if inverse {
+            // halo2's FFT leaves the 1/n scaling to its caller; the engine's inverse includes it.
+            let n = Fr::from(1u64 << log_n);
+            use rayon::prelude::*;
+            a.par_iter_mut().for_each(|x| *x *= n);
+        }
+        self.stats.fft_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .fft_nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Which compute path proving takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// A usable GPU, else our CPU engine.
+    #[default]
+    Auto,
+    /// Our CPU engine (Pippenger MSM, radix NTT).
+    Cpu,
+    /// A GPU, or an error saying why none is usable.
+    Cuda,
+    /// halo2-axiom's own code, untouched (the reference).
+    Stock,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = ProverError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Engine::Auto),
+            "cpu" => Ok(Engine::Cpu),
+            "cuda" | "gpu" => Ok(Engine::Cuda),
+            "stock" => Ok(Engine::Stock),
+            _ => Err(ProverError::Engine(format!(
+                "unknown backend {s:?}: expected auto, cpu, cuda or stock"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Auto => "auto",
+            Engine::Cpu => "cpu",
+            Engine::Cuda => "cuda",
+            Engine::Stock => "stock",
+        })
+    }
+}
+
+/// What [`install`] put in place.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The accelerator, `None` for [`Engine::Stock`].
+    pub accelerator: Option<Arc<EngineAccelerator>>,
+    /// The backend in words (for logs and `proofmill devices`).
+    pub description: String,
+    /// Why `auto` did not take a GPU.
+    pub fallback_reason: Option<String>,
+}
+
+/// Selects the backend for `engine` and installs it in halo2's prover for the whole process.
+/// `cuda` without a usable GPU is an error naming why; `auto` then falls back to the CPU.
+pub fn install(engine: Engine) -> Result<Installed, ProverError> {
+    let choice = match engine {
+        Engine::Stock => {
+            set_accelerator(None);
+            return Ok(Installed {
+                accelerator: None,
+                description: "stock halo2-axiom (no engine)".into(),
+                fallback_reason: None,
+            });
+        }
+        Engine::Auto => BackendChoice::Auto,
+        Engine::Cpu => BackendChoice::Cpu,
+        Engine::Cuda => BackendChoice::Cuda,
+    };
+    let selected = proofmill_accel::select(choice)
+        .map_err(|e| ProverError::Engine(format!("backend {engine}: {e}")))?;
+    let mut fallback_reason = selected.fallback_reason;
+    let mut backend: Arc<dyn Backend> = Arc::from(selected.backend);
+    if backend.kind() != BackendKind::Cpu {
+        // A GPU takes part in proofs only after it computed a small MSM and NTT exactly as
+        // the CPU does.
+        if let Err(mismatch) = quick_self_check(backend.as_ref()) {
+            let reason = format!("GPU self-check failed: {mismatch}");
+            if engine == Engine::Cuda {
+                return Err(ProverError::Engine(format!("backend cuda: {reason}")));
+            }
+            tracing::error!(%reason, "not using the GPU");
+            fallback_reason = Some(reason);
+            backend = Arc::new(proofmill_accel::CpuBackend::new());
+        }
+    }
+    let description = backend.description();
+    let accelerator = Arc::new(EngineAccelerator::new(backend));
+    set_accelerator(Some(accelerator.clone()));
+    Ok(Installed {
+        accelerator: Some(accelerator),
+        description,
+        fallback_reason,
+    })
+}
+
+/// A 2^12 MSM and batched NTTs (plain, inverse, coset) against the reference results.
+pub fn quick_self_check(
+    backend: &dyn Backend,
+) -> Result<(), proofmill_accel::conformance::Mismatch> {
+    use proofmill_accel::conformance::{check_msm_random, check_ntt};
+    check_msm_random(backend, 1 << 12, 0x5e1f)?;
+    check_ntt(backend, 12, 2, 0x5e1f)
+}
+
+#[cfg(test)]
+mod tests {
+    use halo2_base::halo2_proofs::{fft, halo2curves::group::Curve, halo2curves::msm::msm_best};
+    use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
+
+    use super::*;
+    use crate::{Prover, Transcript};
+
+    /// Runs every call through the engine and through halo2's own code, and records any
+    /// difference. (Whole proofs cannot be compared byte for byte: halo2-axiom's lookup
+    /// argument orders equal rows through a randomly seeded `HashMap`, so even two stock
+    /// proofs with the same blinding randomness differ.)
+    #[derive(Debug)]
+    struct Checking {
+        engine: EngineAccelerator,
+        checked: AtomicU64,
+        mismatches: Mutex<Vec<String>>,
+    }
+
+    impl Accelerator for Checking {
+        fn msm(&self, coeffs: &[Fr], bases: &[G1Affine]) -> Option<G1> {
+            let ours = self.engine.msm(coeffs, bases)?;
+            let stock = msm_best(coeffs, bases);
+            self.checked.fetch_add(1, Ordering::Relaxed);
+            if ours.to_affine() != stock.to_affine() {
+                self.mismatches
+                    .lock()
+                    .unwrap()
+                    .push(format!("MSM of {} points", coeffs.len()));
+            }
+            Some(ours)
+        }
+
+        fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool {
+            let mut stock = a.to_vec();
+            if !self.engine.fft(a, omega, log_n, inverse) {
+                return false;
+            }
+            let root = omega_for(log_n);
+            let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
+            fft::fft(&mut stock, omega, log_n, &data, inverse);
+            self.checked.fetch_add(1, Ordering::Relaxed);
+            if stock != a {
+                self.mismatches
+                    .lock()
+                    .unwrap()
+                    .push(format!("FFT 2^{log_n} inverse={inverse}"));
+            }
+            true
+        }
+    }
+
+    /// A real proof (keygen included) with every MSM and FFT the engine takes checked against
+    /// halo2's own result: all identical, and the proof verifies.
+    #[test]
+    fn cpu_engine_computes_exactly_what_halo2_computes_inside_a_proof() {
+        let dir = tempfile::tempdir().unwrap();
+        let prover = Prover::new(dir.path());
+        let circuit = CatalogCircuit::TransferBatch(TransferBatchConfig::new(8, 2));
+        let checking = Arc::new(Checking {
+            engine: EngineAccelerator::new(Arc::new(proofmill_accel::CpuBackend::new())),
+            checked: AtomicU64::new(0),
+            mismatches: Mutex::new(Vec::new()),
+        });
+        set_accelerator(Some(checking.clone()));
+        let result = prover.prove(
+            &circuit,
+            &circuit.example_input(1),
+            Transcript::Poseidon,
+            &|_| {},
+        );
+        set_accelerator(None);
+
+        // `prove` returns a proof only after the stock verifier accepted it.
+        let envelope = result.unwrap();
+        assert_eq!(envelope.circuit, circuit.name());
+        assert_eq!(*checking.mismatches.lock().unwrap(), Vec::<String>::new());
+        let stats = checking.engine.stats();
+        assert!(stats.msm_calls > 0 && stats.fft_calls > 0, "{stats:?}");
+        assert_eq!(stats.errors, 0, "{stats:?}");
+        assert_eq!(
+            checking.checked.load(Ordering::Relaxed),
+            stats.msm_calls + stats.fft_calls
+        );
+    }
+
+    #[test]
+    fn engine_names_parse_and_cuda_without_a_gpu_is_an_error() {
+        for name in ["auto", "cpu", "cuda", "stock"] {
+            assert_eq!(name.parse::<Engine>().unwrap().to_string(), name);
+        }
+        assert!("tpu".parse::<Engine>().is_err());
+        if proofmill_accel::DeviceInventory::probe()
+            .first_usable_gpu()
+            .is_none()
+        {
+            let err = install(Engine::Cuda).unwrap_err();
+            assert!(err.to_string().contains("cuda"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! proofmill patch: an accelerator hook for the prover's heavy primitives.
+//!
+//! halo2-axiom computes every KZG commitment through [`crate::arithmetic::best_multiexp`] and
+//! every polynomial FFT through [`crate::arithmetic::best_fft`]. With an [`Accelerator`]
+//! installed, those calls on BN254 (`G1Affine` bases, `Fr` FFTs) are offered to it first; it
+//! may decline (returning `None` / `false`), and then the stock code runs. An accelerator must
+//! compute exactly what the stock code computes: proofs are byte-identical either way.
+//!
+//! The hook is process-wide because halo2's prover has no context to carry it.
+
+use std::sync::{Arc, RwLock};
+
+use halo2curves::bn256::{Fr, G1Affine, G1};
+
+/// Something that can compute BN254 MSMs and Fr FFTs faster than the stock code.
+pub trait Accelerator: Send + Sync + std::fmt::Debug {
+    /// `sum_i coeffs[i] * bases[i]` (same lengths), or `None` to let the stock code do it.
+    fn msm(&self, coeffs: &[Fr], bases: &[G1Affine]) -> Option<G1>;
+
+    /// halo2's in-place radix-2 FFT of `a` (length `2^log_n`) with the primitive root
+    /// `omega`, without any scaling (`inverse` only says that `omega` is an inverse root).
+    /// Returns `false` to let the stock code do it.
+    fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool;
+}
+
+static ACCELERATOR: RwLock<Option<Arc<dyn Accelerator>>> = RwLock::new(None);
+
+/// Installs `accelerator` for the whole process (`None` restores the stock code); returns the
+/// previous one.
+pub fn set_accelerator(
+    accelerator: Option<Arc<dyn Accelerator>>,
+) -> Option<Arc<dyn Accelerator>> {
+    let mut slot = ACCELERATOR
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::mem::replace(&mut *slot, accelerator)
+}
+
+/// The installed accelerator, if any.
+pub fn accelerator() -> Option<Arc<dyn Accelerator>> {
+    ACCELERATOR
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// `Some(&[To])` when `From` and `To` are the same type.
+pub(crate) fn same_slice<From: 'static, To: 'static>(s: &[From]) -> Option<&[To]> {
+    if std::any::TypeId::of::<From>() == std::any::TypeId::of::<To>() {
+        // SAFETY: the types are identical, so the layout and validity are too.
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<To>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+/// `Some(&mut [To])` when `From` and `To` are the same type.
+pub(crate) fn same_slice_mut<From: 'static, To: 'static>(s: &mut [From]) -> Option<&mut [To]> {
+    if std::any::TypeId::of::<From>() == std::any::TypeId::of::<To>() {
+        // SAFETY: the types are identical, so the layout and validity are too.
+        Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<To>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+/// `Some(value as To)` when `From` and `To` are the same type.
+pub(crate) fn same_value<From: 'static + Copy, To: 'static + Copy>(value: From) -> Option<To> {
+    if std::any::TypeId::of::<From>() == std::any::TypeId::of::<To>() {
+        // SAFETY: the types are identical.
+        Some(unsafe { std::mem::transmute_copy::<From, To>(&value) })
+    } else {
+        None
+    }
+}
+
+/// Offers an FFT to the installed accelerator; `true` when it did it.
+pub(crate) fn offer_fft<Scalar: 'static + Copy, G: 'static>(
+    a: &mut [G],
+    omega: Scalar,
+    log_n: u32,
+    inverse: bool,
+) -> bool {
+    let Some(accelerator) = accelerator() else {
+        return false;
+    };
+    match (same_slice_mut::<G, Fr>(a), same_value::<Scalar, Fr>(omega)) {
+        (Some(values), Some(omega)) => accelerator.fft(values, omega, log_n, inverse),
+        _ => false,
+    }
+}
