@@ -15,6 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use proofmill_circuits::CatalogCircuit;
 use proofmill_prover::{ProofEnvelope, Prover, Stage, Transcript};
 
+mod bench;
+mod selftest;
+
 #[derive(Parser)]
 #[command(
     name = "proofmill",
@@ -30,6 +33,16 @@ struct Cli {
         default_value = "proofmill-data"
     )]
     data_dir: PathBuf,
+    /// Compute engine for the prover's MSMs and FFTs: auto (a usable GPU, else our CPU
+    /// engine), cpu, cuda (fails if no GPU is usable), or stock (halo2-axiom's own code).
+    #[arg(
+        long,
+        global = true,
+        env = "PROOFMILL_BACKEND",
+        default_value = "auto",
+        value_parser = ["auto", "cpu", "cuda", "stock"]
+    )]
+    backend: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,9 +94,6 @@ enum Command {
         /// Fiat-Shamir transcript: poseidon (aggregatable) or keccak (EVM-verifiable).
         #[arg(long, default_value = "poseidon")]
         transcript: Transcript,
-        /// Compute backend for MSM/NTT: auto, cpu or cuda.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
-        backend: String,
     },
     /// Aggregate proofs (consecutive batches of one rollup, or aggregates of them) into one;
     /// the inputs are verified first and the result before it is written.
@@ -111,6 +121,19 @@ enum Command {
         /// A final (keccak) aggregated proof: its circuit's verifier, plus its calldata.
         #[arg(long)]
         proof: Option<PathBuf>,
+    },
+    /// Check the MSM/NTT engine on this machine: every backend (CPU engine, each GPU) against
+    /// halo2's results at 2^10..2^max on random inputs, then a proof through each.
+    Selftest {
+        /// Largest size, as log2 (GPUs; the CPU stops at 2^20).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(10..=24))]
+        max_log: u32,
+        /// Skip the proofs (MSM/NTT checks only).
+        #[arg(long)]
+        no_prove: bool,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
     },
     /// GPUs (name, memory, driver, usable or why not), the CPU fallback, and the SRS files.
     Devices {
@@ -149,6 +172,9 @@ enum Command {
         /// The proof envelope (JSON).
         proof: PathBuf,
     },
+    /// Benchmark this machine (MSM, NTT, transfers, proofs, aggregation, GPU power) and
+    /// report it as a table, JSON, Markdown and an SVG chart; see docs/benchmarks.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -174,6 +200,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let prover = Prover::new(&cli.data_dir);
+    let proves = matches!(
+        cli.command,
+        Command::Keygen { .. }
+            | Command::Prove { .. }
+            | Command::Aggregate { .. }
+            | Command::Verifier { .. }
+            | Command::Serve { .. }
+    );
+    let engine = if proves {
+        Some(install_engine(&cli.backend)?)
+    } else {
+        None
+    };
     match cli.command {
         Command::Circuits { json, no_keys } => circuits(&prover, json, no_keys),
         Command::ExampleBatch {
@@ -198,11 +237,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             input,
             out,
             transcript,
-            backend,
         } => {
-            if backend == "cuda" {
-                bail!("--backend cuda: the CUDA backend is not wired into proving yet; use --backend auto or cpu");
-            }
+            let engine_before = engine.as_ref().and_then(engine_stats);
             let circuit = lookup(&circuit)?;
             let text = std::fs::read_to_string(&input)
                 .with_context(|| format!("reading {}", input.display()))?;
@@ -220,6 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out.display(),
                 start.elapsed().as_secs_f64()
             ));
+            report_engine(engine.as_ref(), engine_before);
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { proof } => verify(&prover, &proof),
@@ -227,7 +264,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             proofs,
             out,
             final_proof,
-        } => aggregate(&prover, &proofs, &out, final_proof),
+        } => {
+            let before = engine.as_ref().and_then(engine_stats);
+            let code = aggregate(&prover, &proofs, &out, final_proof)?;
+            report_engine(engine.as_ref(), before);
+            Ok(code)
+        }
         Command::Verifier {
             out_dir,
             circuit,
@@ -237,6 +279,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keys { config, action } => keys(config.as_deref(), action, &cli.data_dir),
         Command::Usage { config, json } => usage(config.as_deref(), json, &cli.data_dir),
         Command::Devices { json } => devices(&prover, json),
+        Command::Selftest {
+            max_log,
+            no_prove,
+            seed,
+        } => selftest::run(&prover, max_log, !no_prove, seed),
+        Command::Bench(args) => bench::run(&args, &cli.data_dir),
+    }
+}
+
+/// Puts the chosen engine into halo2's prover and says which it is.
+fn install_engine(backend: &str) -> Result<proofmill_prover::engine::Installed> {
+    let engine: proofmill_prover::engine::Engine = backend.parse()?;
+    let installed = proofmill_prover::engine::install(engine)?;
+    match &installed.fallback_reason {
+        Some(reason) => tracing::info!(
+            engine = %installed.description,
+            "no usable GPU ({reason}); proving with the CPU engine"
+        ),
+        None => tracing::info!(engine = %installed.description, "proving engine"),
+    }
+    Ok(installed)
+}
+
+fn engine_stats(
+    installed: &proofmill_prover::engine::Installed,
+) -> Option<proofmill_prover::engine::EngineStats> {
+    installed.accelerator.as_ref().map(|a| a.stats())
+}
+
+/// Prints what the engine did since `before` (nothing for the stock engine).
+fn report_engine(
+    engine: Option<&proofmill_prover::engine::Installed>,
+    before: Option<proofmill_prover::engine::EngineStats>,
+) {
+    if let (Some(before), Some(after)) = (before, engine.and_then(engine_stats)) {
+        let d = after.since(&before);
+        eprintln!(
+            "engine: {} MSMs in {:.2}s, {} FFTs in {:.2}s ({} small calls left to halo2)",
+            d.msm_calls, d.msm_seconds, d.fft_calls, d.fft_seconds, d.declined
+        );
     }
 }
 

@@ -249,3 +249,44 @@ fn aggregate_refuses_bad_inputs_naming_the_file() {
         text(&out)
     );
 }
+
+#[test]
+fn selftest_checks_every_backend_and_says_when_gpus_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = proofmill(&["selftest", "--max-log", "12", "--no-prove"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("2^12  MSM ok") && report.contains("selftest passed"),
+        "{report}"
+    );
+    let no_gpu = proofmill_accel::DeviceInventory::probe()
+        .first_usable_gpu()
+        .is_none();
+    assert_eq!(report.contains("GPU checks SKIPPED"), no_gpu, "{report}");
+    let out = proofmill(&["selftest", "--max-log", "30"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn cuda_backend_without_a_gpu_is_refused_with_the_reason() {
+    if proofmill_accel::DeviceInventory::probe()
+        .first_usable_gpu()
+        .is_some()
+    {
+        return; // this machine has a GPU: covered by selftest
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = proofmill(
+        &[
+            "--backend",
+            "cuda",
+            "keygen",
+            "--circuit",
+            "transfer_batch/d16-b8",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("backend cuda"), "{}", text(&out));
+}

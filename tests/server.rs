@@ -1099,27 +1099,18 @@ async fn kill_9_mid_job_then_restart_completes_and_sigterm_drains() {
 }
 
 /// Aggregation over HTTP: two prove jobs of consecutive batches, one aggregate job that
-/// waits for them. Heavy (k=21 keygen ~110 s, proof ~240 s, ~8 GB): run explicitly with
-/// `cargo test --release --test server -- --ignored aggregate`.
+/// waits for them; and an aggregate whose input job was cancelled fails naming it. Heavy
+/// (k=21 aggregation keygen ~110 s unless another test cached the keys, proof ~240 s, ~8 GB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "heavy: k=21 aggregation (~6 min, ~8 GB); run explicitly"]
 async fn aggregate_job_waits_for_its_prove_jobs() {
-    use proofmill_circuits::transfer_batch::{State, TransferBatchConfig};
     let server = TestServer::start(|_| {}).await;
     let c = &server.client;
     let base = server.url.clone();
-    let config = TransferBatchConfig::new(16, 8);
-    let (mut state, first) = State::example(&config, 31);
-    let ids: Vec<u64> = state.accounts().map(|(id, _)| id).collect();
-    let transfers: Vec<(u64, u64, u64)> = (0..config.batch_size)
-        .map(|i| (ids[i % ids.len()], ids[(i + 1) % ids.len()], 7))
-        .collect();
-    let second = state.batch(&transfers).unwrap();
+    let batches = proofmill_circuits::lookup(CIRCUIT)
+        .unwrap()
+        .example_inputs(31, 2);
     let mut jobs = Vec::new();
-    for batch in [
-        serde_json::to_value(first).unwrap(),
-        serde_json::to_value(second).unwrap(),
-    ] {
+    for batch in batches {
         let (_, a) = json_of(
             submit(
                 c,
@@ -1132,6 +1123,35 @@ async fn aggregate_job_waits_for_its_prove_jobs() {
         .await;
         jobs.push(a["id"].as_str().unwrap().to_owned());
     }
+
+    // An input job that is cancelled while queued: its aggregate fails and says which.
+    let (_, doomed) = json_of(submit(c, &base, &prove_request(77), None).await).await;
+    let doomed = doomed["id"].as_str().unwrap().to_owned();
+    let (status, broken) = json_of(
+        submit(
+            c,
+            &base,
+            &json!({"type":"aggregate","inputs":[{"job":jobs[1]},{"job":doomed}]}),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{broken}");
+    let broken = broken["id"].as_str().unwrap().to_owned();
+    let cancel = c
+        .delete(server.url(&format!("/v1/jobs/{doomed}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success(), "{:?}", cancel.status());
+    let view = wait_for(c, &base, &broken, Duration::from_secs(900), terminal).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert!(
+        view["error"].as_str().unwrap_or_default().contains(&doomed),
+        "{view}"
+    );
+
     let (status, agg) = json_of(
         submit(
             c,

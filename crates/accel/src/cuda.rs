@@ -12,10 +12,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig,
+    PushKernelArg,
 };
 use cudarc::nvrtc::{CompileOptions, Ptx};
 use ff::{Field, PrimeField};
@@ -237,6 +240,26 @@ struct CudaBases {
 /// Device twiddle tables by (log_n, inverse).
 type DeviceTwiddles = HashMap<(u32, bool), Arc<CudaSlice<u32>>>;
 
+/// Device-side durations of one `msm` or `ntt` call, measured with CUDA events on the
+/// backend's stream (see [`CudaBackend::set_device_timing`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceTime {
+    /// From the first upload to the end of the last download: transfers and kernels, without
+    /// the host-side conversions before and after.
+    pub total: Duration,
+    /// The kernels alone.
+    pub kernels: Duration,
+}
+
+/// Host<->device copy times of one buffer, measured with CUDA events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferTime {
+    /// Host (pageable memory, as the backend uses) to device.
+    pub host_to_device: Duration,
+    /// Device to host (pageable memory).
+    pub device_to_host: Duration,
+}
+
 /// [`Backend`] on one NVIDIA GPU. Calls are serialised on one stream.
 pub struct CudaBackend {
     instance: u64,
@@ -247,6 +270,9 @@ pub struct CudaBackend {
     kernels: Kernels,
     twiddles: Mutex<DeviceTwiddles>,
     exec: Mutex<()>,
+    /// When set, `msm`/`ntt` record CUDA events (benchmarks only; off by default).
+    timing: AtomicBool,
+    last_time: Mutex<Option<DeviceTime>>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -336,7 +362,93 @@ impl CudaBackend {
             kernels,
             twiddles: Mutex::new(HashMap::new()),
             exec: Mutex::new(()),
+            timing: AtomicBool::new(false),
+            last_time: Mutex::new(None),
         })
+    }
+
+    /// Turns device-side timing on or off. When on, every `msm` and `ntt` records CUDA
+    /// events around its stream work, readable afterwards with
+    /// [`CudaBackend::last_device_time`]. Off (the default), no event is created.
+    /// Meant for `proofmill bench`: host wall clocks also count the host-side conversions
+    /// and scheduling noise, events count what the GPU's stream did.
+    pub fn set_device_timing(&self, on: bool) {
+        self.timing.store(on, Ordering::Relaxed);
+    }
+
+    /// Device-side time of the most recent `msm` or `ntt` (all chunks of a batched NTT
+    /// summed), when device timing is on and the events could be read.
+    pub fn last_device_time(&self) -> Option<DeviceTime> {
+        self.last_time.lock().ok().and_then(|t| *t)
+    }
+
+    /// Copies `data` to the device and back with this backend's stream and memory kind
+    /// (pageable host memory) and times both copies with CUDA events. The round trip is
+    /// checked: a mismatch is an error.
+    pub fn measure_transfer(&self, data: &[u32]) -> Result<TransferTime, AccelError> {
+        let event = |op| {
+            self.stream
+                .record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(driver_err(op))
+        };
+        let _guard = self.exec.lock();
+        let e0 = event("event record")?;
+        let device = self.upload(data)?;
+        let e1 = event("event record")?;
+        let back = self
+            .stream
+            .clone_dtoh(&device)
+            .map_err(driver_err("copy from device"))?;
+        let e2 = event("event record")?;
+        if back.as_slice() != data {
+            return Err(AccelError::InvalidDeviceResult {
+                what: "transfer round trip",
+            });
+        }
+        let elapsed = |a: &CudaEvent, b: &CudaEvent| {
+            a.elapsed_ms(b)
+                .map(ms_to_duration)
+                .map_err(driver_err("event elapsed time"))
+        };
+        Ok(TransferTime {
+            host_to_device: elapsed(&e0, &e1)?,
+            device_to_host: elapsed(&e1, &e2)?,
+        })
+    }
+
+    /// An event recorded now on the stream, when device timing is on.
+    fn mark(&self) -> Option<CudaEvent> {
+        if !self.timing.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.stream
+            .record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+            .ok()
+    }
+
+    /// Stores (or, with `add`, adds to) the last device time from four marks: before the
+    /// uploads, before the kernels, after the kernels, after the downloads. Missing or
+    /// unreadable marks clear it, so that a stale time is never reported for this call.
+    fn store_device_time(&self, marks: [Option<CudaEvent>; 4], add: bool) {
+        let this = match &marks {
+            [Some(a), Some(b), Some(c), Some(d)] => match (a.elapsed_ms(d), b.elapsed_ms(c)) {
+                (Ok(total), Ok(kernels)) => Some(DeviceTime {
+                    total: ms_to_duration(total),
+                    kernels: ms_to_duration(kernels),
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Ok(mut last) = self.last_time.lock() {
+            *last = match (this, *last, add) {
+                (Some(this), Some(prev), true) => Some(DeviceTime {
+                    total: prev.total + this.total,
+                    kernels: prev.kernels + this.kernels,
+                }),
+                (this, _, _) => this,
+            };
+        }
     }
 
     /// The `sm_XY` architecture kernels were compiled for.
@@ -418,7 +530,9 @@ impl CudaBackend {
         let inverse = cfg.direction == NttDirection::Inverse;
         let mut words = Vec::with_capacity(values.len() * 8);
         fr_to_u32s(values, &mut words);
+        let m0 = self.mark();
         let mut data = self.upload(&words)?;
+        let m1 = self.mark();
         if let (false, Some(g)) = (inverse, cfg.coset) {
             self.scale(&mut data, log_n, batch, g, Fr::ONE)?;
         }
@@ -457,10 +571,13 @@ impl CudaBackend {
             let g_inv = cfg.coset.map_or(Fr::ONE, |g| g.invert().unwrap_or(Fr::ONE));
             self.scale(&mut data, log_n, batch, g_inv, n_inv)?;
         }
+        let m2 = self.mark();
         let out = self
             .stream
             .clone_dtoh(&data)
             .map_err(driver_err("copy from device"))?;
+        let m3 = self.mark();
+        self.store_device_time([m0, m1, m2, m3], true);
         let bytes = u32s_to_bytes(&out);
         for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(32)) {
             *v = Fr::from_raw_bytes(chunk)
@@ -558,6 +675,7 @@ impl Backend for CudaBackend {
             (n as u32, c as u32, windows as u32, nb as u32, total as u32);
         let k = &self.kernels;
         let _guard = self.exec.lock();
+        let m0 = self.mark();
         let d_scalars = self.upload(&words)?;
         let mut counts = self.zeros(total)?;
         let mut offsets = self.zeros(total + 1)?;
@@ -565,6 +683,7 @@ impl Backend for CudaBackend {
         let mut entries = self.zeros(n * windows)?;
         let mut buckets = self.zeros(total * 32)?;
         let mut sums = self.zeros(windows * 32)?;
+        let m1 = self.mark();
         {
             let mut b = self.stream.launch_builder(&k.msm_histogram);
             b.arg(&d_scalars)
@@ -619,10 +738,13 @@ impl Backend for CudaBackend {
             // SAFETY: matches msm_reduce(const G1Xyzz*, u32, G1Xyzz*); one block per window.
             unsafe { b.launch(per_window) }.map_err(driver_err("msm_reduce"))?;
         }
+        let m2 = self.mark();
         let host = self
             .stream
             .clone_dtoh(&sums)
             .map_err(driver_err("copy from device"))?;
+        let m3 = self.mark();
+        self.store_device_time([m0, m1, m2, m3], false);
         let mut acc = G1::identity();
         for w in (0..windows).rev() {
             for _ in 0..c {
@@ -644,11 +766,18 @@ impl Backend for CudaBackend {
         }
         let n = 1usize << log_n;
         let _guard = self.exec.lock();
+        if let Ok(mut last) = self.last_time.lock() {
+            *last = None; // the chunks below add to it
+        }
         for chunk in values.chunks_mut(n * MAX_GRID_Y) {
             self.ntt_chunk(chunk, log_n, cfg)?;
         }
         Ok(())
     }
+}
+
+fn ms_to_duration(ms: f32) -> Duration {
+    Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3)
 }
 
 /// The GPU's `sm_XY` string for a compute capability.

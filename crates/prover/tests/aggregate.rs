@@ -54,6 +54,9 @@ fn flip_byte(envelope: &ProofEnvelope, position: usize) -> ProofEnvelope {
 
 #[test]
 fn aggregation_tree_and_ethereum_verifier() {
+    // Through the CPU engine, as `proofmill` proves by default on a machine without a GPU;
+    // every proof below is still checked by the stock verifier before it is returned.
+    proofmill_prover::engine::install(proofmill_prover::engine::Engine::Cpu).unwrap();
     let prover = Prover::new(&shared_data_dir());
     let config = TransferBatchConfig::new(16, 8);
     let circuit = CatalogCircuit::TransferBatch(config);
