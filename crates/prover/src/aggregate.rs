@@ -43,7 +43,7 @@ use snark_verifier_sdk::{
 
 use crate::{
     check, create, envelope, keys::keygen_builder, CircuitKeys, ProofEnvelope, Prover, ProverError,
-    Srs, Stage, Transcript, Verdict,
+    Srs, Stage, Transcript,
 };
 
 /// Rows of every aggregation circuit: 2^21. Measured on this stack: two inner proofs at k=21
@@ -211,7 +211,7 @@ pub fn evm_calldata(envelope: &ProofEnvelope) -> Result<Vec<u8>, ProverError> {
 }
 
 /// The pairing check of a KZG accumulator exposed in public inputs.
-fn accumulator_holds(
+pub(crate) fn accumulator_holds(
     params: &halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<Bn256>,
     limbs: &[Fr],
 ) -> bool {
@@ -409,58 +409,6 @@ impl Prover {
             });
         }
         Ok(envelope)
-    }
-
-    /// Verifies an aggregation envelope: the outer proof with the stock halo2 verifier, then
-    /// the pairing check of the accumulator it carries.
-    pub(crate) fn verify_aggregate(
-        &self,
-        circuit: &ProofCircuit,
-        envelope: &ProofEnvelope,
-        progress: &dyn Fn(Stage),
-    ) -> Result<Verdict, ProverError> {
-        let instances = envelope.instance_values()?;
-        let proof = envelope.proof_bytes()?;
-        let invalid = |reason: String| {
-            Ok(Verdict {
-                valid: false,
-                reason: Some(reason),
-            })
-        };
-        if envelope.k != AGGREGATION_K {
-            return invalid(format!(
-                "k is {} but aggregations have k={AGGREGATION_K}",
-                envelope.k
-            ));
-        }
-        if instances.len() != 1 || instances[0].len() != circuit.num_instances() {
-            return invalid(format!(
-                "an aggregation has one instance column of {} public inputs",
-                circuit.num_instances()
-            ));
-        }
-        let (srs, keys) = self.keys_for(circuit, progress)?;
-        if envelope.vk_hash != keys.vk_hash {
-            return invalid(format!(
-                "vk_hash {} is not this appliance's verifying key for {} ({})",
-                envelope.vk_hash,
-                circuit.name(),
-                keys.vk_hash
-            ));
-        }
-        progress(Stage::Verifying);
-        if !check(srs.params(), &keys, &instances, &proof, envelope.transcript) {
-            return invalid("the stock halo2 verifier rejected the aggregation proof".into());
-        }
-        if !accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]) {
-            return invalid(
-                "the KZG accumulator of the aggregated proofs fails its pairing check".into(),
-            );
-        }
-        Ok(Verdict {
-            valid: true,
-            reason: None,
-        })
     }
 
     /// The Solidity verifier of an aggregation circuit (keccak transcript proofs), with

@@ -41,7 +41,7 @@ use snark_verifier_sdk::{
     NativeLoader,
 };
 
-pub use aggregate::{ProofCircuit, AGGREGATION_K};
+pub use aggregate::{ProofCircuit, ACCUMULATOR_LEN, AGGREGATION_K};
 pub use envelope::{EnvelopeError, ProofEnvelope, Transcript};
 pub use keys::{CircuitKeys, KeyStore};
 pub use srs::{Srs, SrsError, SrsStore};
@@ -229,7 +229,8 @@ impl Prover {
         })
     }
 
-    /// Verifies an envelope with the stock halo2 verifier. An envelope that names an unknown
+    /// Verifies an envelope with the stock halo2 verifier (and, for an aggregation, the
+    /// pairing check of the KZG accumulator it carries). An envelope that names an unknown
     /// circuit or is malformed is an error; a proof that does not verify (altered bytes,
     /// altered public inputs, another key) is `Ok` with `valid: false`.
     pub fn verify(
@@ -237,10 +238,7 @@ impl Prover {
         envelope: &ProofEnvelope,
         progress: &dyn Fn(Stage),
     ) -> Result<Verdict, ProverError> {
-        let circuit = match ProofCircuit::parse(&envelope.circuit)? {
-            ProofCircuit::App(circuit) => circuit,
-            aggregate => return self.verify_aggregate(&aggregate, envelope, progress),
-        };
+        let circuit = ProofCircuit::parse(&envelope.circuit)?;
         let instances = envelope.instance_values()?;
         let proof = envelope.proof_bytes()?;
         let invalid = |reason: String| {
@@ -249,7 +247,7 @@ impl Prover {
                 reason: Some(reason),
             })
         };
-        let k = circuit.shape().k;
+        let k = circuit.k();
         if envelope.k != k {
             return invalid(format!(
                 "k is {} but {} has k={k}",
@@ -265,7 +263,7 @@ impl Prover {
                 instances.iter().map(Vec::len).collect::<Vec<_>>()
             ));
         }
-        let keys = self.keys(&circuit, progress)?;
+        let (srs, keys) = self.keys_for(&circuit, progress)?;
         if envelope.vk_hash != keys.vk_hash {
             return invalid(format!(
                 "vk_hash {} is not this appliance's verifying key for {} ({}): made under another SRS or circuit version",
@@ -275,15 +273,20 @@ impl Prover {
             ));
         }
         progress(Stage::Verifying);
-        let srs = self.srs_for(&circuit)?;
-        if check(srs.params(), &keys, &instances, &proof, envelope.transcript) {
-            Ok(Verdict {
-                valid: true,
-                reason: None,
-            })
-        } else {
-            invalid("the stock halo2 verifier rejected the proof".into())
+        if !check(srs.params(), &keys, &instances, &proof, envelope.transcript) {
+            return invalid("the stock halo2 verifier rejected the proof".into());
         }
+        if let ProofCircuit::Aggregate(_) = circuit {
+            if !aggregate::accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]) {
+                return invalid(
+                    "the KZG accumulator of the aggregated proofs fails its pairing check".into(),
+                );
+            }
+        }
+        Ok(Verdict {
+            valid: true,
+            reason: None,
+        })
     }
 }
 
