@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The GPU checks, in one call, for a lent GPU machine that has no Rust toolchain and no
+# registry access (docs/benchmarks.md says how its results are recorded):
+#   1. the card and the driver (nvidia-smi), NVRTC found on the machine, `proofmill devices`;
+#   2. the accel crate's conformance tests with PROOFMILL_REQUIRE_GPU=1 (edge cases: zero
+#      scalars, identity and duplicate bases, odd sizes, cosets, batches);
+#   3. `proofmill selftest --max-log 24`: GPU and CPU MSM/NTT against halo2 at 2^10..2^24, then
+#      a transfer_batch proof through the CPU engine and through the CUDA engine;
+#   4. `proofmill bench` on the GPU, then on the same machine's CPU (MSM, NTT, transfers, proofs).
+# Each step has its own time limit so that one hang cannot eat the others. OUT_DIR receives
+# logs.tar.gz (every step's log, refreshed after each step) and the two bench reports
+# (bench-cuda.* and bench-cpu.*): few files, as the device tool brings back at most eight. Build first, here:  cargo build --release && cargo test -p proofmill-accel --release
+# --no-run; put stripped copies of target/release/proofmill and the `backends` test binary in
+# BIN_DIR.
+#
+# Usage: scripts/gpu-check.sh BIN_DIR OUT_DIR [BENCH_LIMIT_S]
+set -u
+bin=$(cd "${1:?BIN_DIR}" && pwd)
+mkdir -p "${2:?OUT_DIR}"
+dest=$(cd "$2" && pwd)
+bench_limit=${3:-120}
+out=$(mktemp -d)
+export PROOFMILL_KERNEL_CACHE=/tmp/proofmill-kernels
+export PROOFMILL_DATA_DIR=/tmp/proofmill-data
+
+# NVRTC: the CUDA toolkit's own copy matches the driver; a newer one emits PTX it rejects.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  if ls "$d"/libnvrtc.so* >/dev/null 2>&1; then
+    export PROOFMILL_NVRTC_LIB_DIR=$d
+    break
+  fi
+done
+if [ -z "${PROOFMILL_NVRTC_LIB_DIR:-}" ]; then
+  found=$(find /usr /opt -name 'libnvrtc.so*' 2>/dev/null | head -n 1)
+  [ -n "$found" ] && export PROOFMILL_NVRTC_LIB_DIR=$(dirname "$found")
+fi
+
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local start rc
+  start=$(date +%s)
+  echo "=== $name (limit ${limit}s)"
+  timeout -k 5 "$limit" "$@" >"$out/$name.log" 2>&1
+  rc=$?
+  echo "=== $name: exit $rc after $(($(date +%s) - start))s"
+  grep -E "MISMATCH|FAILED|panicked|error|Error|SKIPPED" "$out/$name.log" | head -n 8
+  tar -czf "$dest/logs.tar.gz" -C "$out" .
+}
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv
+  echo "PROOFMILL_NVRTC_LIB_DIR=${PROOFMILL_NVRTC_LIB_DIR:-<none>}"
+  ls -la "${PROOFMILL_NVRTC_LIB_DIR:-/nonexistent}"/libnvrtc* 2>&1
+  nproc
+  free -g
+} >"$out/env.log" 2>&1
+cat "$out/env.log"
+
+step devices 30 "$bin/proofmill" devices
+cat "$out/devices.log"
+PROOFMILL_REQUIRE_GPU=1 step backends 90 "$bin/backends" --test-threads 1
+grep -E "^test |test result" "$out/backends.log"
+step selftest 150 "$bin/proofmill" selftest --max-log 24
+grep -vE "^\s*$" "$out/selftest.log" | tail -n 45
+for device in cuda cpu; do
+  step "bench-$device" "$bench_limit" "$bin/proofmill" bench --device "$device" --no-aggregate \
+    --circuits transfer_batch/d16-b8,transfer_batch/d16-b32 --proof-reps 1 \
+    --json "$dest/bench-$device.json" --markdown "$dest/bench-$device.md" --svg "$dest/bench-$device.svg"
+  grep -E "^  (cpu|cuda|gpu)" "$out/bench-$device.log" | tail -n 25
+done
