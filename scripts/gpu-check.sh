@@ -8,8 +8,9 @@
 #      a transfer_batch proof through the CPU engine and through the CUDA engine;
 #   4. `proofmill bench` on the GPU, then on the same machine's CPU (MSM, NTT, transfers, proofs).
 # Each step has its own time limit so that one hang cannot eat the others. OUT_DIR receives
-# logs.tar.gz (every step's log, refreshed after each step) and the two bench reports
-# (bench-cuda.* and bench-cpu.*): few files, as the device tool brings back at most eight. Build first, here:  cargo build --release && cargo test -p proofmill-accel --release
+# logs.tar.gz (every step's log, refreshed after each step) and the bench reports
+# (bench-cuda.*, bench-cpu.*, bench-cuda-ptx.json): few files, as the device tool brings
+# back at most eight. Build first, here:  cargo build --release && cargo test -p proofmill-accel --release
 # --no-run; put stripped copies of target/release/proofmill and the `backends` test binary in
 # BIN_DIR.
 #
@@ -18,7 +19,7 @@ set -u
 bin=$(cd "${1:?BIN_DIR}" && pwd)
 mkdir -p "${2:?OUT_DIR}"
 dest=$(cd "$2" && pwd)
-bench_limit=${3:-120}
+bench_limit=${3:-130}
 out=$(mktemp -d)
 export PROOFMILL_KERNEL_CACHE=/tmp/proofmill-kernels
 export PROOFMILL_DATA_DIR=/tmp/proofmill-data
@@ -60,13 +61,22 @@ cat "$out/env.log"
 
 step devices 30 "$bin/proofmill" devices
 cat "$out/devices.log"
-PROOFMILL_REQUIRE_GPU=1 step backends 90 "$bin/backends" --test-threads 1
+PROOFMILL_REQUIRE_GPU=1 step backends 45 "$bin/backends" --test-threads 1
 grep -E "^test |test result" "$out/backends.log"
-step selftest 150 "$bin/proofmill" selftest --max-log 24
+# The inline-PTX variant of the field arithmetic (PROOFMILL_CUDA_PTX=1), checked the same way.
+PROOFMILL_CUDA_PTX=1 PROOFMILL_REQUIRE_GPU=1 step backends-ptx 45 "$bin/backends" --test-threads 1
+grep -E "^test |test result" "$out/backends-ptx.log"
+step selftest 120 "$bin/proofmill" selftest --max-log 24
 grep -vE "^\s*$" "$out/selftest.log" | tail -n 45
 for device in cuda cpu; do
   step "bench-$device" "$bench_limit" "$bin/proofmill" bench --device "$device" --no-aggregate \
     --circuits transfer_batch/d16-b8,transfer_batch/d16-b32 --proof-reps 1 \
-    --json "$dest/bench-$device.json" --markdown "$dest/bench-$device.md" --svg "$dest/bench-$device.svg"
-  grep -E "^  (cpu|cuda|gpu)" "$out/bench-$device.log" | tail -n 25
+    --json "$dest/bench-$device.json" --markdown "$dest/bench-$device.md"
+  grep -E "^  (cpu|cuda|gpu)" "$out/bench-$device.log" | grep -v "device->host\|host->device" | tail -n 25
 done
+# MSM and NTT with the PTX variant, when its conformance passed.
+if grep -q "test result: ok" "$out/backends-ptx.log"; then
+  PROOFMILL_CUDA_PTX=1 step bench-cuda-ptx 50 "$bin/proofmill" bench --device cuda --no-prove \
+    --json "$dest/bench-cuda-ptx.json"
+  grep -E "^  cuda:0 (MSM|NTT)" "$out/bench-cuda-ptx.log"
+fi

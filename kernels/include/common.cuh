@@ -40,8 +40,9 @@ typedef unsigned long long u64;
 typedef int i32;
 typedef long long i64;
 
-// Inline PTX is used only when compiling device code for a real architecture.
-#if defined(__CUDA_ARCH__)
+// Inline PTX is used only when compiling device code and asked for (PM_ENABLE_PTX): the
+// portable code is the one the host tests check.
+#if defined(__CUDA_ARCH__) && defined(PM_ENABLE_PTX)
 #define PM_USE_PTX 1
 #else
 #define PM_USE_PTX 0

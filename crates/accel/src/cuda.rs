@@ -21,11 +21,10 @@ use cudarc::driver::{
     PushKernelArg,
 };
 use cudarc::nvrtc::{CompileOptions, Ptx};
-use ff::{Field, PrimeField};
-use group::Group;
-use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
-use halo2curves::serde::SerdeObject;
-use halo2curves::CurveAffine;
+use ff::Field;
+use halo2curves::bn256::{Fr, G1Affine, G1};
+
+pub mod layout;
 
 use crate::backend::next_instance_id;
 use crate::kernels::{self, KernelSource};
@@ -36,6 +35,14 @@ use crate::{AccelError, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig,
 pub const NVRTC_LIB_DIR_ENV: &str = "PROOFMILL_NVRTC_LIB_DIR";
 /// Environment variable overriding the kernel cache directory.
 pub const KERNEL_CACHE_ENV: &str = "PROOFMILL_KERNEL_CACHE";
+/// Environment variable that, set to `1`, compiles the field arithmetic with inline PTX carry
+/// chains (`-DPM_ENABLE_PTX`) instead of the portable code the host tests check.
+pub const CUDA_PTX_ENV: &str = "PROOFMILL_CUDA_PTX";
+
+/// Whether kernels are built with inline PTX carry chains ([`CUDA_PTX_ENV`] is `1`).
+pub fn ptx_carry_chains() -> bool {
+    std::env::var(CUDA_PTX_ENV).is_ok_and(|v| v == "1")
+}
 
 fn driver_err(op: &'static str) -> impl Fn(DriverError) -> AccelError {
     move |e| AccelError::Driver {
@@ -110,9 +117,32 @@ pub fn nvrtc_version() -> Option<(i32, i32)> {
     (r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
 }
 
-/// Compiles one kernel translation unit to PTX for `arch` (e.g. `sm_90`) with NVRTC. With a
-/// real `sm_XY` target NVRTC also runs ptxas, so bad inline PTX is rejected here.
+/// Compiles one kernel translation unit to PTX for `arch` (e.g. `sm_90`) with NVRTC, in the
+/// variant [`ptx_carry_chains`] selects.
 pub fn compile_kernel(src: &KernelSource, arch: &str) -> Result<String, AccelError> {
+    compile_kernel_variant(src, arch, ptx_carry_chains())
+}
+
+/// NVRTC options for `arch`, with or without the inline PTX carry chains.
+fn nvrtc_options(arch: &str, ptx: bool) -> Vec<String> {
+    let mut options = vec![
+        format!("--gpu-architecture={arch}"),
+        "--std=c++17".to_string(),
+        "-default-device".to_string(),
+    ];
+    if ptx {
+        options.push("-DPM_ENABLE_PTX=1".to_string());
+    }
+    options
+}
+
+/// [`compile_kernel`] for an explicit variant: `ptx` selects the inline PTX carry chains.
+/// With a real `sm_XY` target NVRTC also runs ptxas, so bad inline PTX is rejected here.
+pub fn compile_kernel_variant(
+    src: &KernelSource,
+    arch: &str,
+    ptx: bool,
+) -> Result<String, AccelError> {
     let fail = |log: String| AccelError::KernelCompile {
         kernel: src.name.to_string(),
         arch: arch.to_string(),
@@ -121,11 +151,7 @@ pub fn compile_kernel(src: &KernelSource, arch: &str) -> Result<String, AccelErr
     nvrtc_available().map_err(fail)?;
     let text = kernels::preprocess(src).map_err(|e| fail(e.to_string()))?;
     let opts = CompileOptions {
-        options: vec![
-            format!("--gpu-architecture={arch}"),
-            "--std=c++17".to_string(),
-            "-default-device".to_string(),
-        ],
+        options: nvrtc_options(arch, ptx),
         name: Some(src.name.to_string()),
         ..Default::default()
     };
@@ -171,7 +197,7 @@ pub fn kernel_cache_dir() -> PathBuf {
     std::env::temp_dir().join("proofmill-kernels")
 }
 
-/// [`compile_kernel`] through the on-disk cache keyed by source, arch and NVRTC version.
+/// [`compile_kernel`] through the on-disk cache keyed by source, NVRTC options and version.
 pub fn compile_kernel_cached(
     src: &KernelSource,
     arch: &str,
@@ -183,7 +209,9 @@ pub fn compile_kernel_cached(
         log: e.to_string(),
     })?;
     let version = format!("{:?}", nvrtc_version());
-    let key = fnv1a(&[text.as_bytes(), arch.as_bytes(), version.as_bytes()]);
+    let with_ptx = ptx_carry_chains();
+    let options = nvrtc_options(arch, with_ptx).join(" ");
+    let key = fnv1a(&[text.as_bytes(), options.as_bytes(), version.as_bytes()]);
     let path = cache_dir.join(format!(
         "{}-{arch}-{key:016x}.ptx",
         src.name.trim_end_matches(".cu")
@@ -191,7 +219,7 @@ pub fn compile_kernel_cached(
     if let Ok(ptx) = std::fs::read_to_string(&path) {
         return Ok(ptx);
     }
-    let ptx = compile_kernel(src, arch)?;
+    let ptx = compile_kernel_variant(src, arch, with_ptx)?;
     let cache_err = |source| AccelError::Cache {
         path: path.display().to_string(),
         source,
@@ -266,6 +294,8 @@ pub struct CudaBackend {
     ordinal: usize,
     name: String,
     arch: String,
+    /// Kernels built with inline PTX carry chains ([`CUDA_PTX_ENV`]).
+    ptx: bool,
     stream: Arc<CudaStream>,
     kernels: Kernels,
     twiddles: Mutex<DeviceTwiddles>,
@@ -299,22 +329,6 @@ fn grid(n: usize, y: usize) -> LaunchConfig {
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-fn fr_to_u32s(values: &[Fr], out: &mut Vec<u32>) {
-    for v in values {
-        push_le_u32s(&v.to_raw_bytes(), out);
-    }
-}
-
-fn push_le_u32s(bytes: &[u8], out: &mut Vec<u32>) {
-    for c in bytes.chunks_exact(4) {
-        out.push(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    }
-}
-
-fn u32s_to_bytes(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 impl CudaBackend {
@@ -358,6 +372,7 @@ impl CudaBackend {
             ordinal,
             name,
             arch,
+            ptx: ptx_carry_chains(),
             stream: ctx.default_stream(),
             kernels,
             twiddles: Mutex::new(HashMap::new()),
@@ -473,13 +488,7 @@ impl CudaBackend {
         if let Some(t) = self.twiddles.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(t);
         }
-        let table = crate::cpu::twiddle_table(log_n, inverse);
-        let mut words = Vec::with_capacity(table.len().max(1) * 8);
-        fr_to_u32s(&table, &mut words);
-        if words.is_empty() {
-            words.resize(8, 0);
-        }
-        let slice = Arc::new(self.upload(&words)?);
+        let slice = Arc::new(self.upload(&layout::twiddle_words(log_n, inverse))?);
         if let Ok(mut c) = self.twiddles.lock() {
             c.insert(key, Arc::clone(&slice));
         }
@@ -495,24 +504,7 @@ impl CudaBackend {
         g: Fr,
         scale: Fr,
     ) -> Result<(), AccelError> {
-        let lo_bits = log_n.div_ceil(2);
-        let hi_bits = log_n - lo_bits;
-        let mut lo = Vec::with_capacity(1 << lo_bits);
-        let mut p = scale;
-        for _ in 0..(1u64 << lo_bits) {
-            lo.push(p);
-            p *= g;
-        }
-        let step = g.pow_vartime([1u64 << lo_bits]);
-        let mut hi = Vec::with_capacity(1 << hi_bits);
-        let mut q = Fr::ONE;
-        for _ in 0..(1u64 << hi_bits) {
-            hi.push(q);
-            q *= step;
-        }
-        let (mut lo_w, mut hi_w) = (Vec::new(), Vec::new());
-        fr_to_u32s(&lo, &mut lo_w);
-        fr_to_u32s(&hi, &mut hi_w);
+        let (lo_w, hi_w, lo_bits) = layout::scale_tables(log_n, g, scale);
         let d_lo = self.upload(&lo_w)?;
         let d_hi = self.upload(&hi_w)?;
         let n = 1usize << log_n;
@@ -528,10 +520,8 @@ impl CudaBackend {
         let n = 1usize << log_n;
         let batch = values.len() / n;
         let inverse = cfg.direction == NttDirection::Inverse;
-        let mut words = Vec::with_capacity(values.len() * 8);
-        fr_to_u32s(values, &mut words);
         let m0 = self.mark();
-        let mut data = self.upload(&words)?;
+        let mut data = self.upload(&layout::fr_to_words(values))?;
         let m1 = self.mark();
         if let (false, Some(g)) = (inverse, cfg.coset) {
             self.scale(&mut data, log_n, batch, g, Fr::ONE)?;
@@ -567,8 +557,7 @@ impl CudaBackend {
             unsafe { b.launch(grid(n / 2, batch)) }.map_err(driver_err("ntt_global_stage"))?;
         }
         if inverse {
-            let n_inv = Fr::from(n as u64).invert().unwrap_or(Fr::ONE);
-            let g_inv = cfg.coset.map_or(Fr::ONE, |g| g.invert().unwrap_or(Fr::ONE));
+            let (g_inv, n_inv) = layout::inverse_scaling(log_n, cfg.coset);
             self.scale(&mut data, log_n, batch, g_inv, n_inv)?;
         }
         let m2 = self.mark();
@@ -578,40 +567,11 @@ impl CudaBackend {
             .map_err(driver_err("copy from device"))?;
         let m3 = self.mark();
         self.store_device_time([m0, m1, m2, m3], true);
-        let bytes = u32s_to_bytes(&out);
-        for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(32)) {
-            *v = Fr::from_raw_bytes(chunk)
-                .ok_or(AccelError::InvalidDeviceResult { what: "Fr element" })?;
+        for (v, r) in values.iter_mut().zip(layout::words_to_fr(&out)?) {
+            *v = r;
         }
         Ok(())
     }
-}
-
-/// Window width for the GPU: fewer, larger windows than on the CPU (bucket accumulation is
-/// parallel over buckets, so more buckets means more parallelism).
-fn gpu_window(n: usize) -> usize {
-    let log = usize::BITS - n.max(1).leading_zeros();
-    (log as usize).saturating_sub(3).clamp(4, 16)
-}
-
-/// XYZZ (Montgomery raw, 32 u32) from the device -> projective point, validated on curve.
-fn xyzz_to_g1(words: &[u32]) -> Result<G1, AccelError> {
-    let bytes = u32s_to_bytes(words);
-    let invalid = AccelError::InvalidDeviceResult { what: "G1 point" };
-    let f = |i: usize| Fq::from_raw_bytes(&bytes[32 * i..32 * (i + 1)]);
-    let (x, y, zz, zzz) = match (f(0), f(1), f(2), f(3)) {
-        (Some(x), Some(y), Some(zz), Some(zzz)) => (x, y, zz, zzz),
-        _ => return Err(invalid),
-    };
-    if bool::from(zz.is_zero()) {
-        return Ok(G1::identity());
-    }
-    let zz_inv = Option::<Fq>::from(zz.invert())
-        .ok_or(AccelError::InvalidDeviceResult { what: "G1 point" })?;
-    let zzz_inv = Option::<Fq>::from(zzz.invert())
-        .ok_or(AccelError::InvalidDeviceResult { what: "G1 point" })?;
-    let p = Option::<G1Affine>::from(G1Affine::from_xy(x * zz_inv, y * zzz_inv)).ok_or(invalid)?;
-    Ok(G1::from(p))
 }
 
 impl Backend for CudaBackend {
@@ -624,15 +584,15 @@ impl Backend for CudaBackend {
     }
 
     fn description(&self) -> String {
-        format!("CUDA GPU {} ({}, {})", self.ordinal, self.name, self.arch)
+        let variant = if self.ptx { ", PTX carry chains" } else { "" };
+        format!(
+            "CUDA GPU {} ({}, {}{variant})",
+            self.ordinal, self.name, self.arch
+        )
     }
 
     fn load_bases_unchecked(&self, bases: &[G1Affine]) -> Result<BasesHandle, AccelError> {
-        let mut words = Vec::with_capacity(bases.len().max(1) * 16);
-        for p in bases {
-            push_le_u32s(&p.x.to_raw_bytes(), &mut words);
-            push_le_u32s(&p.y.to_raw_bytes(), &mut words);
-        }
+        let mut words = layout::bases_to_words(bases);
         if words.is_empty() {
             words.resize(16, 0);
         }
@@ -661,16 +621,10 @@ impl Backend for CudaBackend {
                 got_instance: 0,
             })?;
         let n = scalars.len();
-        let c = cfg
-            .window_bits
-            .map_or_else(|| gpu_window(n), |c| c as usize);
-        let windows = 255usize.div_ceil(c);
-        let nb = 1usize << (c - 1);
-        let total = windows * nb;
-        let mut words = Vec::with_capacity(n * 8);
-        for s in scalars {
-            push_le_u32s(s.to_repr().as_ref(), &mut words);
-        }
+        let shape = layout::MsmShape::new(n, cfg.window_bits);
+        let (c, windows, nb) = (shape.c, shape.windows, shape.buckets_per_window);
+        let total = shape.total_buckets();
+        let words = layout::scalars_to_words(scalars);
         let (n32, c32, w32, nb32, total32) =
             (n as u32, c as u32, windows as u32, nb as u32, total as u32);
         let k = &self.kernels;
@@ -745,14 +699,7 @@ impl Backend for CudaBackend {
             .map_err(driver_err("copy from device"))?;
         let m3 = self.mark();
         self.store_device_time([m0, m1, m2, m3], false);
-        let mut acc = G1::identity();
-        for w in (0..windows).rev() {
-            for _ in 0..c {
-                acc = acc.double();
-            }
-            acc += xyzz_to_g1(&host[32 * w..32 * (w + 1)])?;
-        }
-        Ok(acc)
+        layout::combine_window_sums(&host, &shape)
     }
 
     fn ntt_unchecked(

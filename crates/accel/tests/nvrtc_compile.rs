@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use proofmill_accel::cuda::{
-    compile_kernel, compile_kernel_cached, nvrtc_available, nvrtc_version,
+    compile_kernel, compile_kernel_cached, compile_kernel_variant, nvrtc_available, nvrtc_version,
 };
 use proofmill_accel::kernels::{self, KernelSource};
 use proofmill_accel::AccelError;
@@ -72,16 +72,25 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
             ],
         ),
     ];
-    for arch in ARCHS {
+    // Both variants: the portable field arithmetic (the default) and the inline PTX carry
+    // chains (PROOFMILL_CUDA_PTX=1), whose asm ptxas checks here.
+    for (arch, with_ptx) in ARCHS.iter().flat_map(|a| [(*a, false), (*a, true)]) {
         for src in kernels::ALL {
             let start = std::time::Instant::now();
-            let ptx = compile_kernel(src, arch).unwrap_or_else(|e| panic!("{e}"));
+            let ptx = compile_kernel_variant(src, arch, with_ptx).unwrap_or_else(|e| panic!("{e}"));
             eprintln!(
-                "{} {arch}: {} bytes of PTX in {:?}",
+                "{} {arch} (PTX carry chains: {with_ptx}): {} bytes of PTX in {:?}",
                 src.name,
                 ptx.len(),
                 start.elapsed()
             );
+            if with_ptx {
+                assert!(
+                    ptx.contains("subc.cc.u32"),
+                    "{} for {arch}: the PTX variant lacks its carry chains",
+                    src.name
+                );
+            }
             let target = format!(".target {arch}");
             assert!(
                 ptx.contains(&target),

@@ -3,8 +3,13 @@
 // (four little-endian u64 Montgomery limbs), so values cross the host/device boundary as raw
 // bytes (`SerdeObject::to_raw_bytes`) with no conversion.
 //
-// Addition and subtraction use PTX carry chains (add.cc/addc, sub.cc/subc) on the device and
-// a portable 64-bit fallback on the host. Multiplication is CIOS Montgomery with 64-bit
+// Addition and subtraction are portable 64-bit carry propagation, the same code on the host
+// (where crates/accel's tests check it against halo2curves) and on the device. PTX carry
+// chains (add.cc/addc, sub.cc/subc) replace them on the device only when PM_ENABLE_PTX is
+// defined (PROOFMILL_CUDA_PTX=1). Each chain statement is `asm volatile`: the carry flag
+// lives outside the compiler's view, so a plain `asm` may be reordered, hoisted or merged
+// with an identical one (the first GPU run, 2026-11-26 on an H200, returned garbage for
+// every MSM and NTT with plain `asm`). Multiplication is CIOS Montgomery with 64-bit
 // products (NVCC/NVRTC map these to mad.wide.u32).
 #pragma once
 #include "common.cuh"
@@ -73,15 +78,15 @@ struct FrParams {
 static PM_HD u32 add8(u32* r, const u32* a, const u32* b) {
 #if PM_USE_PTX
     u32 carry;
-    asm("add.cc.u32 %0, %1, %2;" : "=r"(r[0]) : "r"(a[0]), "r"(b[0]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[1]) : "r"(a[1]), "r"(b[1]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[2]) : "r"(a[2]), "r"(b[2]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[3]) : "r"(a[3]), "r"(b[3]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[4]) : "r"(a[4]), "r"(b[4]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[5]) : "r"(a[5]), "r"(b[5]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[6]) : "r"(a[6]), "r"(b[6]));
-    asm("addc.cc.u32 %0, %1, %2;" : "=r"(r[7]) : "r"(a[7]), "r"(b[7]));
-    asm("addc.u32 %0, 0, 0;" : "=r"(carry));
+    asm volatile("add.cc.u32 %0, %1, %2;" : "=r"(r[0]) : "r"(a[0]), "r"(b[0]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[1]) : "r"(a[1]), "r"(b[1]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[2]) : "r"(a[2]), "r"(b[2]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[3]) : "r"(a[3]), "r"(b[3]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[4]) : "r"(a[4]), "r"(b[4]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[5]) : "r"(a[5]), "r"(b[5]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[6]) : "r"(a[6]), "r"(b[6]));
+    asm volatile("addc.cc.u32 %0, %1, %2;" : "=r"(r[7]) : "r"(a[7]), "r"(b[7]));
+    asm volatile("addc.u32 %0, 0, 0;" : "=r"(carry));
     return carry;
 #else
     u64 c = 0;
@@ -98,15 +103,15 @@ static PM_HD u32 add8(u32* r, const u32* a, const u32* b) {
 static PM_HD u32 sub8(u32* r, const u32* a, const u32* b) {
 #if PM_USE_PTX
     u32 borrow;
-    asm("sub.cc.u32 %0, %1, %2;" : "=r"(r[0]) : "r"(a[0]), "r"(b[0]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[1]) : "r"(a[1]), "r"(b[1]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[2]) : "r"(a[2]), "r"(b[2]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[3]) : "r"(a[3]), "r"(b[3]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[4]) : "r"(a[4]), "r"(b[4]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[5]) : "r"(a[5]), "r"(b[5]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[6]) : "r"(a[6]), "r"(b[6]));
-    asm("subc.cc.u32 %0, %1, %2;" : "=r"(r[7]) : "r"(a[7]), "r"(b[7]));
-    asm("subc.u32 %0, 0, 0;" : "=r"(borrow));
+    asm volatile("sub.cc.u32 %0, %1, %2;" : "=r"(r[0]) : "r"(a[0]), "r"(b[0]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[1]) : "r"(a[1]), "r"(b[1]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[2]) : "r"(a[2]), "r"(b[2]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[3]) : "r"(a[3]), "r"(b[3]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[4]) : "r"(a[4]), "r"(b[4]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[5]) : "r"(a[5]), "r"(b[5]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[6]) : "r"(a[6]), "r"(b[6]));
+    asm volatile("subc.cc.u32 %0, %1, %2;" : "=r"(r[7]) : "r"(a[7]), "r"(b[7]));
+    asm volatile("subc.u32 %0, 0, 0;" : "=r"(borrow));
     return borrow & 1u; // subc of 0 - 0 - borrow gives 0xffffffff on borrow
 #else
     u64 brw = 0;

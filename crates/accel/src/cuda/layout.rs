@@ -1,0 +1,179 @@
+//! The host side of the kernels' data: how values are laid out in device memory, how an MSM
+//! is split into windows and buckets, and how results come back. Pure functions, shared by
+//! [`super::CudaBackend`] and by the kernel emulation test (`tests/kernel_emu.rs`), which
+//! runs the same kernels compiled as host C++ on the same words.
+
+use ff::{Field, PrimeField};
+use group::Group;
+use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
+use halo2curves::serde::SerdeObject;
+use halo2curves::CurveAffine;
+
+use crate::AccelError;
+
+/// Words per Fr / Fp element (eight little-endian u32 limbs).
+pub const FIELD_WORDS: usize = 8;
+/// Words per affine base (x, y in Montgomery form).
+pub const AFFINE_WORDS: usize = 16;
+/// Words per XYZZ point (X, Y, ZZ, ZZZ in Montgomery form).
+pub const XYZZ_WORDS: usize = 32;
+
+/// How one MSM of `n` scalars is bucketed: window width `c`, `windows` windows of
+/// `buckets_per_window` = 2^(c-1) signed-digit buckets each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsmShape {
+    /// Window width in bits.
+    pub c: usize,
+    /// Number of windows covering 255 scalar bits.
+    pub windows: usize,
+    /// Buckets per window (signed digits: 2^(c-1)).
+    pub buckets_per_window: usize,
+}
+
+impl MsmShape {
+    /// The shape for `n` scalars: `window_bits` when given, else the GPU default (fewer,
+    /// larger windows than on the CPU: bucket accumulation is parallel over buckets).
+    pub fn new(n: usize, window_bits: Option<u32>) -> Self {
+        let c = window_bits.map_or_else(
+            || {
+                let log = usize::BITS - n.max(1).leading_zeros();
+                (log as usize).saturating_sub(3).clamp(4, 16)
+            },
+            |c| c as usize,
+        );
+        Self {
+            c,
+            windows: 255usize.div_ceil(c),
+            buckets_per_window: 1 << (c - 1),
+        }
+    }
+
+    /// Buckets over all windows.
+    pub fn total_buckets(&self) -> usize {
+        self.windows * self.buckets_per_window
+    }
+}
+
+fn push_le_u32s(bytes: &[u8], out: &mut Vec<u32>) {
+    for c in bytes.chunks_exact(4) {
+        out.push(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    }
+}
+
+fn u32s_to_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Fr values in Montgomery form (halo2curves' raw layout), as the NTT kernels read them.
+pub fn fr_to_words(values: &[Fr]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(values.len() * FIELD_WORDS);
+    for v in values {
+        push_le_u32s(&v.to_raw_bytes(), &mut out);
+    }
+    out
+}
+
+/// The inverse of [`fr_to_words`], rejecting words that are not a reduced field element.
+pub fn words_to_fr(words: &[u32]) -> Result<Vec<Fr>, AccelError> {
+    u32s_to_bytes(words)
+        .chunks_exact(32)
+        .map(|c| {
+            Fr::from_raw_bytes(c).ok_or(AccelError::InvalidDeviceResult { what: "Fr element" })
+        })
+        .collect()
+}
+
+/// Scalars in canonical form (not Montgomery), as the MSM kernels read them.
+pub fn scalars_to_words(scalars: &[Fr]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(scalars.len() * FIELD_WORDS);
+    for s in scalars {
+        push_le_u32s(s.to_repr().as_ref(), &mut out);
+    }
+    out
+}
+
+/// Affine bases (Montgomery x, y; the identity is (0, 0)), as the MSM kernels read them.
+pub fn bases_to_words(bases: &[G1Affine]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(bases.len() * AFFINE_WORDS);
+    for p in bases {
+        push_le_u32s(&p.x.to_raw_bytes(), &mut out);
+        push_le_u32s(&p.y.to_raw_bytes(), &mut out);
+    }
+    out
+}
+
+/// One XYZZ point from the device, validated on the curve.
+fn xyzz_to_g1(words: &[u32]) -> Result<G1, AccelError> {
+    let bytes = u32s_to_bytes(words);
+    let invalid = AccelError::InvalidDeviceResult { what: "G1 point" };
+    let f = |i: usize| Fq::from_raw_bytes(&bytes[32 * i..32 * (i + 1)]);
+    let (x, y, zz, zzz) = match (f(0), f(1), f(2), f(3)) {
+        (Some(x), Some(y), Some(zz), Some(zzz)) => (x, y, zz, zzz),
+        _ => return Err(invalid),
+    };
+    if bool::from(zz.is_zero()) {
+        return Ok(G1::identity());
+    }
+    let zz_inv = Option::<Fq>::from(zz.invert())
+        .ok_or(AccelError::InvalidDeviceResult { what: "G1 point" })?;
+    let zzz_inv = Option::<Fq>::from(zzz.invert())
+        .ok_or(AccelError::InvalidDeviceResult { what: "G1 point" })?;
+    let p = Option::<G1Affine>::from(G1Affine::from_xy(x * zz_inv, y * zzz_inv)).ok_or(invalid)?;
+    Ok(G1::from(p))
+}
+
+/// Combines the per-window sums (`shape.windows` XYZZ points) by Horner's rule: the MSM.
+pub fn combine_window_sums(words: &[u32], shape: &MsmShape) -> Result<G1, AccelError> {
+    if words.len() < shape.windows * XYZZ_WORDS {
+        return Err(AccelError::InvalidDeviceResult {
+            what: "window sums",
+        });
+    }
+    let mut acc = G1::identity();
+    for w in (0..shape.windows).rev() {
+        for _ in 0..shape.c {
+            acc = acc.double();
+        }
+        acc += xyzz_to_g1(&words[XYZZ_WORDS * w..XYZZ_WORDS * (w + 1)])?;
+    }
+    Ok(acc)
+}
+
+/// The twiddle table of a size-2^log_n transform (`omega^j`, j < n/2; inverse omega for the
+/// inverse transform), at least one element long.
+pub fn twiddle_words(log_n: u32, inverse: bool) -> Vec<u32> {
+    let mut words = fr_to_words(&crate::cpu::twiddle_table(log_n, inverse));
+    if words.is_empty() {
+        words.resize(FIELD_WORDS, 0);
+    }
+    words
+}
+
+/// Tables for `ntt_scale`, which computes `a[i] *= lo[i mod 2^lo_bits] * hi[i >> lo_bits]`
+/// = `a[i] * scale * g^i`: returns (lo, hi, lo_bits).
+pub fn scale_tables(log_n: u32, g: Fr, scale: Fr) -> (Vec<u32>, Vec<u32>, u32) {
+    let lo_bits = log_n.div_ceil(2);
+    let hi_bits = log_n - lo_bits;
+    let mut lo = Vec::with_capacity(1 << lo_bits);
+    let mut p = scale;
+    for _ in 0..(1u64 << lo_bits) {
+        lo.push(p);
+        p *= g;
+    }
+    let step = g.pow_vartime([1u64 << lo_bits]);
+    let mut hi = Vec::with_capacity(1 << hi_bits);
+    let mut q = Fr::ONE;
+    for _ in 0..(1u64 << hi_bits) {
+        hi.push(q);
+        q *= step;
+    }
+    (fr_to_words(&lo), fr_to_words(&hi), lo_bits)
+}
+
+/// `(g, scale)` for the `ntt_scale` that ends an inverse transform: the inverse coset
+/// generator (one without a coset) and n^-1.
+pub fn inverse_scaling(log_n: u32, coset: Option<Fr>) -> (Fr, Fr) {
+    let n_inv = Fr::from(1u64 << log_n).invert().unwrap_or(Fr::ONE);
+    let g_inv = coset.map_or(Fr::ONE, |g| g.invert().unwrap_or(Fr::ONE));
+    (g_inv, n_inv)
+}
