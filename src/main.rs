@@ -206,7 +206,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Prove { .. }
             | Command::Aggregate { .. }
             | Command::Verifier { .. }
-            | Command::Serve { .. }
     );
     let engine = if proves {
         Some(install_engine(&cli.backend)?)
@@ -275,7 +274,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             circuit,
             proof,
         } => verifier(&prover, &out_dir, circuit.as_deref(), proof.as_deref()),
-        Command::Serve { config, listen } => serve(config.as_deref(), listen, &cli.data_dir),
+        Command::Serve { config, listen } => {
+            serve(config.as_deref(), listen, &cli.data_dir, &cli.backend)
+        }
         Command::Keys { config, action } => keys(config.as_deref(), action, &cli.data_dir),
         Command::Usage { config, json } => usage(config.as_deref(), json, &cli.data_dir),
         Command::Devices { json } => devices(&prover, json),
@@ -705,11 +706,21 @@ fn serve(
     config: Option<&Path>,
     listen: Option<std::net::SocketAddr>,
     data_dir: &Path,
+    backend: &str,
 ) -> Result<ExitCode> {
+    use proofmill_prover::engine::Engine;
     let mut server = server_config(config, data_dir)?;
     if let Some(listen) = listen {
         server.listen = listen;
     }
+    server.engine = backend.parse()?;
+    // GPU workers carry their own GPU's engine; the process-wide engine is then what the CPU
+    // workers prove with.
+    let process_engine = match server.engine {
+        Engine::Auto | Engine::Cuda if server.gpu_workers => Engine::Cpu,
+        other => other,
+    };
+    install_engine(&process_engine.to_string())?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(server.listen)
             .await

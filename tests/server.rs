@@ -932,6 +932,37 @@ async fn tenants_are_isolated_and_limited() {
     );
 }
 
+/// A server with no worker at all refuses to start and says why: the configuration check
+/// rejects `cpu_workers = 0` without GPU workers, and with GPU workers on but no usable GPU
+/// (this machine, unless it has one) `run` names the missing GPU.
+#[tokio::test]
+async fn no_proving_worker_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path());
+    config.cpu_workers = 0;
+    config.gpu_workers = false;
+    let err = config.check().unwrap_err().to_string();
+    assert!(err.contains("cpu_workers is 0"), "{err}");
+
+    if proofmill_accel::DeviceInventory::probe()
+        .first_usable_gpu()
+        .is_some()
+    {
+        eprintln!("no_proving_worker_is_refused_with_the_reason: a GPU is usable here, so the no-GPU half is skipped");
+        return;
+    }
+    config.gpu_workers = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = proofmill_server::run(listener, config, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no proving worker") && err.contains("cpu_workers is 0"),
+        "{err}"
+    );
+}
+
 /// A running job is stopped at its next stage boundary by DELETE: it ends cancelled, with
 /// no proof, and the device is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

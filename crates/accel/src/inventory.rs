@@ -57,6 +57,48 @@ pub struct DeviceInventory {
     pub cpu_threads: usize,
 }
 
+/// Live NVML readings of one GPU (each `None` where NVML does not report it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuTelemetry {
+    /// Total memory, bytes.
+    pub memory_total_bytes: Option<u64>,
+    /// Free memory, bytes.
+    pub memory_free_bytes: Option<u64>,
+    /// GPU utilization over NVML's last sample period, percent.
+    pub utilization_percent: Option<u32>,
+    /// Degrees Celsius.
+    pub temperature_c: Option<u32>,
+    /// Board power, watts.
+    pub power_watts: Option<f64>,
+}
+
+/// NVML, initialised once for [`gpu_telemetry`] (`None` when it cannot be loaded).
+fn shared_nvml() -> Option<&'static nvml_wrapper::Nvml> {
+    static NVML: std::sync::OnceLock<Option<nvml_wrapper::Nvml>> = std::sync::OnceLock::new();
+    NVML.get_or_init(|| nvml_wrapper::Nvml::init().ok())
+        .as_ref()
+}
+
+/// Live readings of the GPU with NVML `uuid` (else NVML index `index`); `None` without NVML
+/// or without that GPU. Cheap enough for every `GET /v1/devices`: NVML is opened once.
+pub fn gpu_telemetry(uuid: Option<&str>, index: u32) -> Option<GpuTelemetry> {
+    let nvml = shared_nvml()?;
+    let dev = match uuid {
+        Some(uuid) => nvml.device_by_uuid(uuid).ok()?,
+        None => nvml.device_by_index(index).ok()?,
+    };
+    let mem = dev.memory_info().ok();
+    Some(GpuTelemetry {
+        memory_total_bytes: mem.as_ref().map(|m| m.total),
+        memory_free_bytes: mem.as_ref().map(|m| m.free),
+        utilization_percent: dev.utilization_rates().ok().map(|u| u.gpu),
+        temperature_c: dev
+            .temperature(nvml_wrapper::enum_wrappers::device::TemperatureSensor::Gpu)
+            .ok(),
+        power_watts: dev.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
+    })
+}
+
 /// Smallest compute capability our kernels target (sm_70: Volta).
 const MIN_COMPUTE_CAPABILITY: (i32, i32) = (7, 0);
 

@@ -31,7 +31,9 @@ pub use backend::{
 pub use cpu::CpuBackend;
 pub use cuda::CudaBackend;
 pub use error::AccelError;
-pub use inventory::{select, BackendChoice, DeviceInventory, GpuInfo, Selected};
+pub use inventory::{
+    gpu_telemetry, select, BackendChoice, DeviceInventory, GpuInfo, GpuTelemetry, Selected,
+};
 
 /// The curve and fields this crate works over, re-exported so callers name the same types.
 pub mod curve {

@@ -10,6 +10,11 @@
 //! permutation and lookup evaluation of the quotient, the multi-opening) still runs inside
 //! halo2-axiom on the CPU. Results are bit-identical to the stock code (tested), and every
 //! proof is still checked by the stock verifier before it leaves.
+//!
+//! Several devices at once: a [`DevicePool`] is a rayon pool whose threads all carry one
+//! device's accelerator (the hook's per-thread override), so a proof run through
+//! [`DevicePool::run`] uses that device while other pools (or the process-wide engine) use
+//! theirs. The job server runs one worker per GPU this way.
 
 use std::{
     sync::{
@@ -20,7 +25,7 @@ use std::{
 };
 
 use halo2_base::halo2_proofs::{
-    accel::{set_accelerator, Accelerator},
+    accel::{set_accelerator, set_thread_accelerator, Accelerator},
     halo2curves::bn256::{Fr, G1Affine, G1},
 };
 use proofmill_accel::{
@@ -309,6 +314,63 @@ pub fn install(engine: Engine) -> Result<Installed, ProverError> {
     })
 }
 
+/// An engine on GPU `ordinal` alone, for a [`DevicePool`]: opens the GPU (compiling or loading
+/// its kernels) and runs [`quick_self_check`] on it; an error says why the GPU cannot prove.
+pub fn gpu_accelerator(ordinal: usize) -> Result<Arc<EngineAccelerator>, ProverError> {
+    let backend = proofmill_accel::CudaBackend::new(ordinal)
+        .map_err(|e| ProverError::Engine(format!("GPU {ordinal}: {e}")))?;
+    quick_self_check(&backend)
+        .map_err(|e| ProverError::Engine(format!("GPU {ordinal}: self-check failed: {e}")))?;
+    Ok(Arc::new(EngineAccelerator::new(Arc::new(backend))))
+}
+
+/// A rayon pool whose threads prove through one accelerator: halo2's MSMs and FFTs inside
+/// [`DevicePool::run`] go to it, whatever the process-wide engine is.
+#[derive(Debug)]
+pub struct DevicePool {
+    pool: rayon::ThreadPool,
+    accelerator: Arc<EngineAccelerator>,
+}
+
+impl DevicePool {
+    /// A pool of `threads` threads named `{name}-{i}`, each carrying `accelerator`.
+    pub fn new(
+        name: &str,
+        accelerator: Arc<EngineAccelerator>,
+        threads: usize,
+    ) -> Result<Self, ProverError> {
+        let hook: Arc<dyn Accelerator> = accelerator.clone();
+        let prefix = name.to_owned();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(move |i| format!("{prefix}-{i}"))
+            .start_handler(move |_| {
+                set_thread_accelerator(Some(hook.clone()));
+            })
+            .exit_handler(|_| {
+                set_thread_accelerator(None);
+            })
+            .build()
+            .map_err(|e| ProverError::Engine(format!("{name}: thread pool: {e}")))?;
+        Ok(Self { pool, accelerator })
+    }
+
+    /// Runs `work` on the pool (and so on its device); blocks until it returns.
+    pub fn run<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(work)
+    }
+
+    /// The accelerator its threads carry.
+    pub fn accelerator(&self) -> &Arc<EngineAccelerator> {
+        &self.accelerator
+    }
+
+    /// Threads in the pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
 /// A 2^12 MSM and batched NTTs (plain, inverse, coset) against the reference results.
 pub fn quick_self_check(
     backend: &dyn Backend,
@@ -417,5 +479,48 @@ mod tests {
             let err = install(Engine::Cuda).unwrap_err();
             assert!(err.to_string().contains("cuda"), "{err}");
         }
+    }
+
+    /// Each pool proves through its own accelerator, not the process-wide one, also when two
+    /// pools prove at the same time; the proofs verify.
+    #[test]
+    fn device_pools_route_proofs_to_their_own_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let prover = Prover::new(dir.path());
+        let circuit = CatalogCircuit::TransferBatch(TransferBatchConfig::new(8, 2));
+        let input = circuit.example_input(3);
+        let engine = || {
+            Arc::new(EngineAccelerator::new(Arc::new(
+                proofmill_accel::CpuBackend::new(),
+            )))
+        };
+        let a = DevicePool::new("pool-a", engine(), 2).unwrap();
+        let b = DevicePool::new("pool-b", engine(), 2).unwrap();
+        let prove = |pool: &DevicePool| {
+            pool.run(|| prover.prove(&circuit, &input, Transcript::Poseidon, &|_| {}))
+                .unwrap()
+        };
+
+        prove(&a);
+        let (a1, b1) = (a.accelerator().stats(), b.accelerator().stats());
+        assert!(a1.msm_calls > 0 && a1.fft_calls > 0, "pool a: {a1:?}");
+        assert_eq!(
+            (b1.msm_calls, b1.fft_calls),
+            (0, 0),
+            "pool b was idle: {b1:?}"
+        );
+
+        prove(&b);
+        let (a2, b2) = (a.accelerator().stats(), b.accelerator().stats());
+        assert_eq!((a2.msm_calls, a2.fft_calls), (a1.msm_calls, a1.fft_calls));
+        assert!(b2.msm_calls > 0 && b2.fft_calls > 0, "pool b: {b2:?}");
+
+        std::thread::scope(|s| {
+            s.spawn(|| prove(&a));
+            s.spawn(|| prove(&b));
+        });
+        let (a3, b3) = (a.accelerator().stats(), b.accelerator().stats());
+        assert!(a3.msm_calls > a2.msm_calls && b3.msm_calls > b2.msm_calls);
+        assert_eq!(a3.errors + b3.errors, 0);
     }
 }

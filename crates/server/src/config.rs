@@ -54,8 +54,15 @@ pub struct Config {
     pub max_queued_jobs_per_tenant: u64,
     /// Seconds SIGTERM waits for running jobs before re-queueing them.
     pub shutdown_grace_secs: u64,
-    /// Number of CPU proving workers (each proves one job at a time on all cores).
+    /// Number of CPU proving workers (each proves one job at a time on all cores). May be 0
+    /// when GPU workers prove everything.
     pub cpu_workers: usize,
+    /// One proving worker per usable GPU, each with the engine on its own GPU (when the
+    /// proving engine is `auto` or `cuda`). CPU workers then prove with the CPU engine.
+    pub gpu_workers: bool,
+    /// The proving engine (`--backend`); not read from the file.
+    #[serde(skip)]
+    pub engine: proofmill_prover::engine::Engine,
     /// Tenants and their API keys (more can be added with `proofmill keys add`).
     pub tenants: Vec<TenantConfig>,
 }
@@ -91,6 +98,8 @@ impl Default for Config {
             max_queued_jobs_per_tenant: 1000,
             shutdown_grace_secs: 30,
             cpu_workers: 1,
+            gpu_workers: true,
+            engine: proofmill_prover::engine::Engine::Auto,
             tenants: Vec::new(),
         }
     }
@@ -113,9 +122,9 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.cpu_workers == 0 {
+        if self.cpu_workers == 0 && !self.gpu_workers {
             return Err(ConfigError::Invalid(
-                "cpu_workers is 0: at least one worker is needed to run jobs".into(),
+                "cpu_workers is 0 and gpu_workers is false: at least one worker is needed to run jobs".into(),
             ));
         }
         if self.max_body_bytes < 1024 {
@@ -179,5 +188,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn gpu_workers_default_on_and_cpu_workers_may_be_zero_with_them() {
+        let c: Config = toml::from_str("cpu_workers = 0").unwrap();
+        assert!(c.gpu_workers);
+        c.check().unwrap();
+        let c: Config = toml::from_str("cpu_workers = 0\ngpu_workers = false").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("at least one worker"), "{err}");
+        // The engine comes from --backend, never from the file.
+        assert!(toml::from_str::<Config>("engine = \"cpu\"").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Devices as the scheduler and `GET /v1/devices` see them: what each one is, how much memory
-//! it has and what it is doing. Today the inventory is the CPU; GPUs from the accel crate's
-//! NVML inventory become more [`DeviceInfo`]s (and more workers) without changing this type.
+//! it has and what it is doing. The host CPU (one entry per CPU worker) and every GPU the
+//! accel crate's inventory found, with live NVML telemetry for GPUs.
 
 use serde::Serialize;
 
@@ -45,6 +45,9 @@ pub struct DeviceInfo {
     pub temperature_c: Option<f64>,
     /// Watts drawn.
     pub power_w: Option<f64>,
+    /// The GPU's NVML UUID (telemetry is read by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     /// Whether jobs may be placed on it.
     pub usable: bool,
     /// Why not, when unusable.
@@ -69,6 +72,7 @@ impl DeviceInfo {
             utilization: None,
             temperature_c: None,
             power_w: None,
+            uuid: None,
             usable: true,
             reason: None,
             jobs: Vec::new(),
@@ -77,8 +81,43 @@ impl DeviceInfo {
         info
     }
 
+    /// GPU `gpu.index` (its CUDA ordinal) as the inventory found it; `reason` (or the
+    /// inventory's own) makes it unusable.
+    pub fn gpu(gpu: &proofmill_accel::GpuInfo, reason: Option<String>) -> Self {
+        let reason = reason.or_else(|| gpu.unusable_reason.clone());
+        let mut info = Self {
+            id: format!("gpu{}", gpu.index),
+            name: gpu.name.clone(),
+            kind: DeviceKind::Gpu,
+            cores: None,
+            memory_total_bytes: gpu.memory_total_bytes,
+            memory_free_bytes: gpu.memory_free_bytes,
+            utilization: gpu.utilization_percent.map(|p| f64::from(p) / 100.0),
+            temperature_c: gpu.temperature_c.map(f64::from),
+            power_w: gpu.power_watts,
+            uuid: gpu.uuid.clone(),
+            usable: reason.is_none(),
+            reason,
+            jobs: Vec::new(),
+        };
+        info.refresh();
+        info
+    }
+
     /// Reads live telemetry again.
     pub fn refresh(&mut self) {
+        if self.kind == DeviceKind::Gpu {
+            let index = self.id.strip_prefix("gpu").and_then(|i| i.parse().ok());
+            if let Some(t) =
+                index.and_then(|i| proofmill_accel::gpu_telemetry(self.uuid.as_deref(), i))
+            {
+                self.memory_total_bytes = t.memory_total_bytes.or(self.memory_total_bytes);
+                self.memory_free_bytes = t.memory_free_bytes;
+                self.utilization = t.utilization_percent.map(|p| f64::from(p) / 100.0);
+                self.temperature_c = t.temperature_c.map(f64::from);
+                self.power_w = t.power_watts;
+            }
+        }
         if self.kind == DeviceKind::Cpu {
             let (total, available) = meminfo();
             self.memory_total_bytes = total;

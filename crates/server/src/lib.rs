@@ -61,6 +61,9 @@ pub enum ServerError {
     /// Loading the keys failed.
     #[error("loading API keys: {0}")]
     Keys(String),
+    /// No worker could be started (`cuda` without a usable GPU, or no GPU and no CPU worker).
+    #[error("no proving worker: {0}")]
+    NoWorker(String),
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -112,6 +115,65 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// One worker per usable GPU, each proving on a [`DevicePool`] of its own GPU's engine, when
+/// the configuration asks for GPU workers and the engine may use GPUs. Returns the workers and,
+/// when none started, why. With engine `cuda`, no usable GPU is an error.
+fn spawn_gpu_workers(
+    config: &Config,
+    prover: &Arc<Prover>,
+    events: &tokio::sync::mpsc::UnboundedSender<worker::WorkerEvent>,
+) -> Result<(Vec<Arc<Worker>>, Option<String>), ServerError> {
+    use proofmill_prover::engine::{gpu_accelerator, DevicePool, Engine};
+    if !config.gpu_workers || !matches!(config.engine, Engine::Auto | Engine::Cuda) {
+        return Ok((Vec::new(), Some(format!("engine {}", config.engine))));
+    }
+    let inventory = proofmill_accel::DeviceInventory::probe();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut workers = Vec::new();
+    let mut reasons = Vec::new();
+    for gpu in &inventory.gpus {
+        let ready = if gpu.usable() {
+            gpu_accelerator(gpu.index as usize).and_then(|accelerator| {
+                DevicePool::new(&format!("gpu{}", gpu.index), accelerator, threads)
+            })
+        } else {
+            Err(proofmill_prover::ProverError::Engine(
+                gpu.unusable_reason.clone().unwrap_or_default(),
+            ))
+        };
+        match ready {
+            Ok(pool) => {
+                let device = DeviceInfo::gpu(gpu, None);
+                tracing::info!(device = %device.id, name = %device.name, engine = %pool.accelerator().backend().description(), "GPU worker started");
+                workers.push(Arc::new(Worker::spawn(
+                    device,
+                    prover.clone(),
+                    events.clone(),
+                    Some(Arc::new(pool)),
+                )?));
+            }
+            Err(e) => {
+                tracing::warn!(gpu = gpu.index, name = %gpu.name, reason = %e, "GPU not used");
+                reasons.push(format!("GPU {} ({}): {e}", gpu.index, gpu.name));
+            }
+        }
+    }
+    if workers.is_empty() {
+        let why = if reasons.is_empty() {
+            inventory
+                .no_gpu_reason
+                .unwrap_or_else(|| "no usable GPU".into())
+        } else {
+            reasons.join("; ")
+        };
+        if config.engine == Engine::Cuda {
+            return Err(ServerError::NoWorker(format!("engine cuda: {why}")));
+        }
+        return Ok((workers, Some(why)));
+    }
+    Ok((workers, None))
+}
+
 /// Opens the store, re-queues what a crash left running, starts one worker per device and
 /// serves the API on `listener` until `shutdown` resolves; then stops accepting, lets running
 /// jobs finish within the grace period (re-queueing the rest) and returns.
@@ -147,6 +209,11 @@ pub async fn run(
     let prover = Arc::new(Prover::new(&config.data_dir));
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut workers = Vec::new();
+    let (gpu_workers, no_gpu) = spawn_gpu_workers(&config, &prover, &events_tx)?;
+    if let Some(why) = &no_gpu {
+        tracing::info!(reason = %why, "no GPU workers");
+    }
+    workers.extend(gpu_workers);
     for i in 0..config.cpu_workers {
         let device = DeviceInfo::cpu(i);
         tracing::info!(device = %device.id, name = %device.name, cores = ?device.cores, "worker started");
@@ -154,7 +221,14 @@ pub async fn run(
             device,
             prover.clone(),
             events_tx.clone(),
+            None,
         )?));
+    }
+    if workers.is_empty() {
+        return Err(ServerError::NoWorker(format!(
+            "cpu_workers is 0 and no GPU worker started ({})",
+            no_gpu.unwrap_or_else(|| "gpu_workers is off".into())
+        )));
     }
     drop(events_tx);
     let scheduler = Scheduler::new(store.clone(), workers, config.proofs_path());

@@ -21,7 +21,7 @@ use std::{
 };
 
 use proofmill_circuits::{CatalogCircuit, Witness};
-use proofmill_prover::{ProofEnvelope, Prover, ProverError, Stage, Transcript};
+use proofmill_prover::{engine::DevicePool, ProofEnvelope, Prover, ProverError, Stage, Transcript};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::devices::{DeviceInfo, DeviceKind};
@@ -139,11 +139,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker threads of `device`.
+    /// Starts the worker threads of `device`. With a `pool`, proofs run on the pool's threads
+    /// and so through its device's engine; without one, through the process-wide engine.
     pub fn spawn(
         device: DeviceInfo,
         prover: Arc<Prover>,
         events: UnboundedSender<WorkerEvent>,
+        pool: Option<Arc<DevicePool>>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Assignment>(PIPELINE_DEPTH);
         let (prepared_tx, prepared_rx) = mpsc::sync_channel::<Prepared>(0);
@@ -159,7 +161,9 @@ impl Worker {
             let id = id.clone();
             std::thread::Builder::new()
                 .name(format!("{id}-prove"))
-                .spawn(move || prove_loop(&id, kind, &prover, prepared_rx, events))?;
+                .spawn(move || {
+                    prove_loop(&id, kind, &prover, pool.as_deref(), prepared_rx, events)
+                })?;
         }
         Ok(Self {
             info: Mutex::new(device),
@@ -361,6 +365,7 @@ fn prove_loop(
     device: &str,
     kind: DeviceKind,
     prover: &Prover,
+    pool: Option<&DevicePool>,
     rx: Receiver<Prepared>,
     events: UnboundedSender<WorkerEvent>,
 ) {
@@ -369,7 +374,10 @@ fn prove_loop(
         let outcome = if job.cancel.load(Ordering::SeqCst) {
             Outcome::Cancelled
         } else {
-            run_job(prover, &job, &events)
+            match pool {
+                Some(pool) => pool.run(|| run_job(prover, &job, &events)),
+                None => run_job(prover, &job, &events),
+            }
         };
         let device_seconds = started.elapsed().as_secs_f64();
         if events

@@ -6,8 +6,13 @@
 //! may decline (returning `None` / `false`), and then the stock code runs. An accelerator must
 //! compute exactly what the stock code computes: proofs are byte-identical either way.
 //!
-//! The hook is process-wide because halo2's prover has no context to carry it.
+//! halo2's prover has no context to carry an accelerator, so the hook is process-wide, with a
+//! per-thread override: a thread that has its own accelerator ([`set_thread_accelerator`])
+//! uses it instead. A rayon pool whose threads all carry one device's accelerator proves on
+//! that device (everything halo2 runs inside `pool.install` stays on the pool's threads), so
+//! several devices can prove at once in one process.
 
+use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
 use halo2curves::bn256::{Fr, G1Affine, G1};
@@ -25,6 +30,18 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
 
 static ACCELERATOR: RwLock<Option<Arc<dyn Accelerator>>> = RwLock::new(None);
 
+thread_local! {
+    static THREAD_ACCELERATOR: RefCell<Option<Arc<dyn Accelerator>>> = const { RefCell::new(None) };
+}
+
+/// Gives the calling thread its own accelerator, used instead of the process-wide one (`None`
+/// removes the override); returns the previous override.
+pub fn set_thread_accelerator(
+    accelerator: Option<Arc<dyn Accelerator>>,
+) -> Option<Arc<dyn Accelerator>> {
+    THREAD_ACCELERATOR.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), accelerator))
+}
+
 /// Installs `accelerator` for the whole process (`None` restores the stock code); returns the
 /// previous one.
 pub fn set_accelerator(
@@ -36,8 +53,11 @@ pub fn set_accelerator(
     std::mem::replace(&mut *slot, accelerator)
 }
 
-/// The installed accelerator, if any.
+/// The accelerator for the calling thread: its own, else the process-wide one, if any.
 pub fn accelerator() -> Option<Arc<dyn Accelerator>> {
+    if let Some(own) = THREAD_ACCELERATOR.with(|slot| slot.borrow().clone()) {
+        return Some(own);
+    }
     ACCELERATOR
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
