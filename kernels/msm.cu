@@ -5,7 +5,14 @@
 //                      non-zero digits count into bucket (w, |d|-1).
 //   2. msm_scan        exclusive prefix sum of the counts (one block).
 //   3. msm_scatter     counting sort: entries[offset[bucket] + k] = index | sign << 31.
-//   4. msm_accumulate  one thread per bucket: XYZZ sum of its (signed) affine points.
+//   4. bucket sums, parallel over points rather than buckets (a bucket may hold most of
+//      the points: small or repeated scalars, or a short top window):
+//      msm_chunk_counts      chunks of at most `chunk` entries per bucket;
+//      msm_scan              exclusive prefix sum of the chunk counts;
+//      msm_sum_chunks_affine one thread per chunk: XYZZ sum of its (signed) affine points;
+//      then, while a bucket may still span several chunks, the same over the chunk sums
+//      (msm_chunk_counts, msm_scan, msm_sum_chunks_xyzz), each level dividing the largest
+//      bucket by `chunk`; msm_gather_buckets finally takes each bucket's single sum.
 //   5. msm_reduce      one block per window: running-sum reduction of its buckets, split
 //                      in per-thread segments and combined in shared memory.
 //   The host combines the window sums by Horner's rule (c doublings per window).
@@ -91,21 +98,68 @@ extern "C" __global__ void msm_scatter(const u32* scalars, u32 n, u32 c, u32 win
     }
 }
 
-extern "C" __global__ void msm_accumulate(const G1Affine* bases, const u32* entries,
-                                          const u32* offsets, u32 total_buckets,
-                                          G1Xyzz* buckets) {
+// Chunks of at most `chunk` items for each of the `len` segments given by offsets[0..len].
+extern "C" __global__ void msm_chunk_counts(const u32* offsets, u32 len, u32 chunk,
+                                            u32* counts) {
     u32 b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b >= total_buckets) return;
+    if (b >= len) return;
+    u32 items = offsets[b + 1] - offsets[b];
+    counts[b] = (items + chunk - 1) / chunk;
+}
+
+// The segment holding item q: the largest b with offsets[b] <= q (offsets non-decreasing,
+// offsets[0] = 0 <= q < offsets[len]); empty segments are skipped by construction.
+static __device__ __forceinline__ u32 segment_of(const u32* offsets, u32 len, u32 q) {
+    u32 lo = 0, hi = len; // offsets[lo] <= q < offsets[hi]
+    while (hi - lo > 1) {
+        u32 mid = lo + (hi - lo) / 2;
+        if (offsets[mid] <= q) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+// Level 0: chunk q of its bucket, summed from the sorted (signed) base indices.
+extern "C" __global__ void msm_sum_chunks_affine(const G1Affine* bases, const u32* entries,
+                                                 const u32* offsets, const u32* chunk_offsets,
+                                                 u32 len, u32 chunk, G1Xyzz* sums) {
+    u32 q = blockIdx.x * blockDim.x + threadIdx.x;
+    if (q >= chunk_offsets[len]) return;
+    u32 b = segment_of(chunk_offsets, len, q);
+    u32 start = offsets[b] + (q - chunk_offsets[b]) * chunk;
+    u32 end = start + chunk < offsets[b + 1] ? start + chunk : offsets[b + 1];
     G1Xyzz acc = G1Xyzz::identity();
-    u32 end = offsets[b + 1];
-    for (u32 k = offsets[b]; k < end; k++) {
+    for (u32 k = start; k < end; k++) {
         u32 e = entries[k];
         G1Affine p = bases[e & 0x7fffffffu];
         if (p.is_identity()) continue;
         if (e & 0x80000000u) p = p.neg();
         acc = G1Xyzz::add_mixed(acc, p);
     }
-    buckets[b] = acc;
+    sums[q] = acc;
+}
+
+// Level >= 1: chunk q of its bucket, summed from the previous level's chunk sums.
+extern "C" __global__ void msm_sum_chunks_xyzz(const G1Xyzz* points, const u32* offsets,
+                                               const u32* chunk_offsets, u32 len, u32 chunk,
+                                               G1Xyzz* sums) {
+    u32 q = blockIdx.x * blockDim.x + threadIdx.x;
+    if (q >= chunk_offsets[len]) return;
+    u32 b = segment_of(chunk_offsets, len, q);
+    u32 start = offsets[b] + (q - chunk_offsets[b]) * chunk;
+    u32 end = start + chunk < offsets[b + 1] ? start + chunk : offsets[b + 1];
+    G1Xyzz acc = points[start];
+    for (u32 k = start + 1; k < end; k++) acc = G1Xyzz::add(acc, points[k]);
+    sums[q] = acc;
+}
+
+// Each bucket's sum once every bucket has at most one chunk (the identity when it has none).
+extern "C" __global__ void msm_gather_buckets(const G1Xyzz* sums, const u32* chunk_offsets,
+                                              u32 len, G1Xyzz* buckets) {
+    u32 b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= len) return;
+    buckets[b] = chunk_offsets[b + 1] > chunk_offsets[b] ? sums[chunk_offsets[b]]
+                                                         : G1Xyzz::identity();
 }
 
 // k * p for a small non-negative integer k (double-and-add).

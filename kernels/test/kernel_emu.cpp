@@ -8,10 +8,12 @@
 // what only a GPU does (inline PTX, the memory model, the driver).
 //
 // Usage:
-//   kernel_emu msm C N BASES SCALARS OUT
+//   kernel_emu msm C N BASES SCALARS OUT CHUNK LEVEL_BOUND...
+//              (the chunk size and each level's chunk bound: cuda::layout::chunk_levels)
 //   kernel_emu ntt LOG_N BATCH INVERSE DATA TWIDDLES OUT [PRE_LO PRE_HI PRE_BITS]
 //              [POST_LO POST_HI POST_BITS]    (a file named "-" means: no such scaling)
 // Files are little-endian u32 words.
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cstdio>
@@ -109,8 +111,12 @@ static void write_words(const char* path, const std::vector<u32>& words) {
     std::fclose(f);
 }
 
+static void scan(std::vector<u32>& counts, u32 len, std::vector<u32>& offsets) {
+    launch({1, 1, 1}, {1024, 1, 1}, true, [&] { msm_scan(counts.data(), len, offsets.data()); });
+}
+
 static int run_msm(u32 c, u32 n, const char* bases_path, const char* scalars_path,
-                   const char* out_path) {
+                   const char* out_path, u32 chunk, const std::vector<u64>& levels) {
     std::vector<u32> bases = read_words(bases_path);
     std::vector<u32> scalars = read_words(scalars_path);
     if (scalars.size() != 8ull * n || bases.size() < 16ull * n) {
@@ -126,14 +132,50 @@ static int run_msm(u32 c, u32 n, const char* bases_path, const char* scalars_pat
     std::vector<u32> buckets((u64)total * 32), sums((u64)windows * 32);
     launch(grid_for(n, 1), {THREADS, 1, 1}, false,
            [&] { msm_histogram(scalars.data(), n, c, windows, counts.data()); });
-    launch({1, 1, 1}, {1024, 1, 1}, true,
-           [&] { msm_scan(counts.data(), total, offsets.data()); });
+    scan(counts, total, offsets);
     launch(grid_for(n, 1), {THREADS, 1, 1}, false, [&] {
         msm_scatter(scalars.data(), n, c, windows, offsets.data(), cursors.data(), entries.data());
     });
+    // Bucket sums level by level, with buffers sized by the host's bounds (as cuda.rs does).
+    u64 widest = 1;
+    for (u64 b : levels) widest = std::max(widest, b);
+    std::vector<u32> chunk_counts(total);
+    std::vector<u32> chunk_offsets[2] = {std::vector<u32>(total + 1), std::vector<u32>(total + 1)};
+    std::vector<u32> chunk_sums[2] = {std::vector<u32>(widest * 32), std::vector<u32>(widest * 32)};
+    for (size_t level = 0; level < levels.size(); level++) {
+        std::vector<u32>& cur_off = chunk_offsets[level % 2];
+        std::vector<u32>& prev_off = chunk_offsets[(level + 1) % 2];
+        std::vector<u32>& cur_sums = chunk_sums[level % 2];
+        std::vector<u32>& prev_sums = chunk_sums[(level + 1) % 2];
+        const std::vector<u32>& segments = level == 0 ? offsets : prev_off;
+        launch(grid_for(total, 1), {THREADS, 1, 1}, false, [&] {
+            msm_chunk_counts(segments.data(), total, chunk, chunk_counts.data());
+        });
+        scan(chunk_counts, total, cur_off);
+        if (cur_off[total] > levels[level]) {
+            std::fprintf(stderr, "level %zu: %u chunks exceed the bound %llu\n", level,
+                         cur_off[total], (unsigned long long)levels[level]);
+            return 3;
+        }
+        if (level == 0) {
+            launch(grid_for(levels[level], 1), {THREADS, 1, 1}, false, [&] {
+                msm_sum_chunks_affine(reinterpret_cast<const G1Affine*>(bases.data()),
+                                      entries.data(), offsets.data(), cur_off.data(), total, chunk,
+                                      reinterpret_cast<G1Xyzz*>(cur_sums.data()));
+            });
+        } else {
+            launch(grid_for(levels[level], 1), {THREADS, 1, 1}, false, [&] {
+                msm_sum_chunks_xyzz(reinterpret_cast<const G1Xyzz*>(prev_sums.data()),
+                                    prev_off.data(), cur_off.data(), total, chunk,
+                                    reinterpret_cast<G1Xyzz*>(cur_sums.data()));
+            });
+        }
+    }
+    size_t last = (levels.size() - 1) % 2;
     launch(grid_for(total, 1), {THREADS, 1, 1}, false, [&] {
-        msm_accumulate(reinterpret_cast<const G1Affine*>(bases.data()), entries.data(),
-                       offsets.data(), total, reinterpret_cast<G1Xyzz*>(buckets.data()));
+        msm_gather_buckets(reinterpret_cast<const G1Xyzz*>(chunk_sums[last].data()),
+                           chunk_offsets[last].data(), total,
+                           reinterpret_cast<G1Xyzz*>(buckets.data()));
     });
     launch({windows, 1, 1}, {REDUCE_THREADS, 1, 1}, true, [&] {
         msm_reduce(reinterpret_cast<const G1Xyzz*>(buckets.data()), nb,
@@ -182,10 +224,13 @@ static int run_ntt(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-    if (argc >= 7 && std::strcmp(argv[1], "msm") == 0) {
-        return run_msm((u32)std::atoi(argv[2]), (u32)std::atoi(argv[3]), argv[4], argv[5], argv[6]);
+    if (argc >= 9 && std::strcmp(argv[1], "msm") == 0) {
+        std::vector<u64> levels;
+        for (int i = 8; i < argc; i++) levels.push_back(std::strtoull(argv[i], nullptr, 10));
+        return run_msm((u32)std::atoi(argv[2]), (u32)std::atoi(argv[3]), argv[4], argv[5], argv[6],
+                       (u32)std::atoi(argv[7]), levels);
     }
     if (argc >= 8 && std::strcmp(argv[1], "ntt") == 0) return run_ntt(argc, argv);
-    std::fprintf(stderr, "usage: kernel_emu msm C N BASES SCALARS OUT | ntt LOG_N BATCH INVERSE DATA TW OUT [PRE_LO PRE_HI PRE_BITS] [POST_LO POST_HI POST_BITS]\n");
+    std::fprintf(stderr, "usage: kernel_emu msm C N BASES SCALARS OUT CHUNK LEVEL_BOUND... | ntt LOG_N BATCH INVERSE DATA TW OUT [PRE_LO PRE_HI PRE_BITS] [POST_LO POST_HI POST_BITS]\n");
     return 2;
 }

@@ -252,7 +252,10 @@ struct Kernels {
     msm_histogram: CudaFunction,
     msm_scan: CudaFunction,
     msm_scatter: CudaFunction,
-    msm_accumulate: CudaFunction,
+    msm_chunk_counts: CudaFunction,
+    msm_sum_chunks_affine: CudaFunction,
+    msm_sum_chunks_xyzz: CudaFunction,
+    msm_gather_buckets: CudaFunction,
     msm_reduce: CudaFunction,
     ntt_bit_reverse: CudaFunction,
     ntt_shared_stages: CudaFunction,
@@ -360,7 +363,10 @@ impl CudaBackend {
             msm_histogram: f(&msm, "msm_histogram")?,
             msm_scan: f(&msm, "msm_scan")?,
             msm_scatter: f(&msm, "msm_scatter")?,
-            msm_accumulate: f(&msm, "msm_accumulate")?,
+            msm_chunk_counts: f(&msm, "msm_chunk_counts")?,
+            msm_sum_chunks_affine: f(&msm, "msm_sum_chunks_affine")?,
+            msm_sum_chunks_xyzz: f(&msm, "msm_sum_chunks_xyzz")?,
+            msm_gather_buckets: f(&msm, "msm_gather_buckets")?,
             msm_reduce: f(&msm, "msm_reduce")?,
             ntt_bit_reverse: f(&ntt, "ntt_bit_reverse")?,
             ntt_shared_stages: f(&ntt, "ntt_shared_stages")?,
@@ -475,6 +481,26 @@ impl CudaBackend {
         self.stream
             .clone_htod(words)
             .map_err(driver_err("copy to device"))
+    }
+
+    /// Launches `msm_scan`: `offsets[0..=len]` = exclusive prefix sums of `counts[0..len]`.
+    fn scan(
+        &self,
+        counts: &CudaSlice<u32>,
+        len: u32,
+        offsets: &mut CudaSlice<u32>,
+    ) -> Result<(), AccelError> {
+        let mut b = self.stream.launch_builder(&self.kernels.msm_scan);
+        b.arg(counts).arg(&len).arg(offsets);
+        let one_block = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: matches msm_scan(const u32*, u32, u32*); callers pass buffers of len and
+        // len + 1 words.
+        unsafe { b.launch(one_block) }.map_err(driver_err("msm_scan"))?;
+        Ok(())
     }
 
     fn zeros(&self, len: usize) -> Result<CudaSlice<u32>, AccelError> {
@@ -648,17 +674,7 @@ impl Backend for CudaBackend {
             // SAFETY: matches msm_histogram(const u32*, u32, u32, u32, u32*); bounds-checked.
             unsafe { b.launch(grid(n, 1)) }.map_err(driver_err("msm_histogram"))?;
         }
-        {
-            let mut b = self.stream.launch_builder(&k.msm_scan);
-            b.arg(&counts).arg(&total32).arg(&mut offsets);
-            let one_block = LaunchConfig {
-                grid_dim: (1, 1, 1),
-                block_dim: (1024, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: matches msm_scan(const u32*, u32, u32*); offsets has total+1 words.
-            unsafe { b.launch(one_block) }.map_err(driver_err("msm_scan"))?;
-        }
+        self.scan(&counts, total32, &mut offsets)?;
         {
             let mut b = self.stream.launch_builder(&k.msm_scatter);
             b.arg(&d_scalars)
@@ -671,15 +687,81 @@ impl Backend for CudaBackend {
             // SAFETY: matches msm_scatter; entries holds n*windows >= all non-zero digits.
             unsafe { b.launch(grid(n, 1)) }.map_err(driver_err("msm_scatter"))?;
         }
+        // Bucket sums in chunks of entries, level by level (msm.cu, step 4).
+        let levels = layout::chunk_levels(n, &shape);
+        let chunk = layout::BUCKET_CHUNK;
+        // Levels alternate between two buffers: each sized for its widest level.
+        let widest = |parity: usize| {
+            levels
+                .iter()
+                .skip(parity)
+                .step_by(2)
+                .copied()
+                .max()
+                .unwrap_or(1)
+        };
+        let mut chunk_counts = self.zeros(total)?;
+        let mut chunk_offsets = [self.zeros(total + 1)?, self.zeros(total + 1)?];
+        let mut chunk_sums = [self.zeros(widest(0) * 32)?, self.zeros(widest(1) * 32)?];
+        for (level, &bound) in levels.iter().enumerate() {
+            let (lo, hi) = chunk_offsets.split_at_mut(1);
+            let (cur_offsets, prev_offsets) = if level % 2 == 0 {
+                (&mut lo[0], &hi[0])
+            } else {
+                (&mut hi[0], &lo[0])
+            };
+            let (lo, hi) = chunk_sums.split_at_mut(1);
+            let (cur_sums, prev_sums) = if level % 2 == 0 {
+                (&mut lo[0], &hi[0])
+            } else {
+                (&mut hi[0], &lo[0])
+            };
+            {
+                let segments = if level == 0 { &offsets } else { prev_offsets };
+                let mut b = self.stream.launch_builder(&k.msm_chunk_counts);
+                b.arg(segments)
+                    .arg(&total32)
+                    .arg(&chunk)
+                    .arg(&mut chunk_counts);
+                // SAFETY: matches msm_chunk_counts(const u32*, u32, u32, u32*); both buffers
+                // hold total (+1) words; bounds-checked.
+                unsafe { b.launch(grid(total, 1)) }.map_err(driver_err("msm_chunk_counts"))?;
+            }
+            self.scan(&chunk_counts, total32, cur_offsets)?;
+            if level == 0 {
+                let mut b = self.stream.launch_builder(&k.msm_sum_chunks_affine);
+                b.arg(&d_bases.points)
+                    .arg(&entries)
+                    .arg(&offsets)
+                    .arg(&*cur_offsets)
+                    .arg(&total32)
+                    .arg(&chunk)
+                    .arg(cur_sums);
+                // SAFETY: matches msm_sum_chunks_affine; `bound` >= the chunk count the
+                // scan produced (layout::chunk_levels), and threads past it return.
+                unsafe { b.launch(grid(bound, 1)) }.map_err(driver_err("msm_sum_chunks_affine"))?;
+            } else {
+                let mut b = self.stream.launch_builder(&k.msm_sum_chunks_xyzz);
+                b.arg(prev_sums)
+                    .arg(prev_offsets)
+                    .arg(&*cur_offsets)
+                    .arg(&total32)
+                    .arg(&chunk)
+                    .arg(cur_sums);
+                // SAFETY: matches msm_sum_chunks_xyzz; as above, over the previous level.
+                unsafe { b.launch(grid(bound, 1)) }.map_err(driver_err("msm_sum_chunks_xyzz"))?;
+            }
+        }
         {
-            let mut b = self.stream.launch_builder(&k.msm_accumulate);
-            b.arg(&d_bases.points)
-                .arg(&entries)
-                .arg(&offsets)
+            let last = (levels.len() - 1) % 2;
+            let mut b = self.stream.launch_builder(&k.msm_gather_buckets);
+            b.arg(&chunk_sums[last])
+                .arg(&chunk_offsets[last])
                 .arg(&total32)
                 .arg(&mut buckets);
-            // SAFETY: matches msm_accumulate; entries index bases below n <= bases.len().
-            unsafe { b.launch(grid(total, 1)) }.map_err(driver_err("msm_accumulate"))?;
+            // SAFETY: matches msm_gather_buckets; after the last level every bucket has at
+            // most one chunk sum.
+            unsafe { b.launch(grid(total, 1)) }.map_err(driver_err("msm_gather_buckets"))?;
         }
         {
             let mut b = self.stream.launch_builder(&k.msm_reduce);

@@ -94,14 +94,21 @@ fn emulated_msm(exe: &Path, dir: &Path, bases: &[G1Affine], scalars: &[Fr], c: u
     let (b, s, o) = (dir.join("bases"), dir.join("scalars"), dir.join("sums"));
     write_words(&b, &layout::bases_to_words(bases));
     write_words(&s, &layout::scalars_to_words(scalars));
-    let args = [
+    let mut args = vec![
         "msm".to_string(),
         shape.c.to_string(),
         scalars.len().to_string(),
         b.display().to_string(),
         s.display().to_string(),
         o.display().to_string(),
+        layout::BUCKET_CHUNK.to_string(),
     ];
+    // The emulator also checks that no level makes more chunks than its bound.
+    args.extend(
+        layout::chunk_levels(scalars.len(), &shape)
+            .iter()
+            .map(ToString::to_string),
+    );
     run(exe, &args);
     layout::combine_window_sums(&read_words(&o), &shape)
         .unwrap_or_else(|e| panic!("msm n={} c={c}: {e}", scalars.len()))
@@ -162,6 +169,20 @@ fn msm_kernels_match_a_naive_sum() {
     let bases = random_bases(64, 7);
     let got = emulated_msm(&exe, &dir, &bases, &[Fr::ZERO; 64], 6);
     assert_eq!(got, G1Affine::identity());
+    // Full buckets, summed over several chunk levels: every scalar equal (one bucket per
+    // window holds all n points; n = 4097 takes four levels), and small scalars.
+    let n = 4097;
+    let bases = random_bases(n, 8);
+    for scalars in [
+        vec![Fr::ONE; n],
+        vec![-Fr::from(5u64); n],
+        (0..n as u64).map(|i| Fr::from(i % 16)).collect::<Vec<_>>(),
+    ] {
+        for c in [4, 8, 13] {
+            let got = emulated_msm(&exe, &dir, &bases, &scalars, c);
+            assert_eq!(got, naive_msm(&bases, &scalars), "full buckets, c={c}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -54,6 +54,33 @@ impl MsmShape {
     }
 }
 
+/// Entries per chunk in the MSM's bucket sums: one GPU thread sums one chunk, so no bucket,
+/// however full, is summed by one thread alone.
+pub const BUCKET_CHUNK: u32 = 16;
+
+/// The levels of an MSM's bucket sums (`msm.cu`, step 4): for each level, an upper bound on
+/// the chunks it produces (its buffer size and grid). Level 0 sums the buckets' entries in
+/// chunks of [`BUCKET_CHUNK`]; each later level sums the previous level's chunk sums, until
+/// no bucket can span two chunks. A bucket holds at most `n` entries (one digit per scalar
+/// and window), so there are `ceil(log_16(n))` levels, at least one.
+pub fn chunk_levels(n: usize, shape: &MsmShape) -> Vec<usize> {
+    let total = shape.total_buckets();
+    let chunk = BUCKET_CHUNK as usize;
+    let mut items = n * shape.windows;
+    let mut largest = n.max(1);
+    let mut levels = Vec::new();
+    loop {
+        // sum over buckets of ceil(items_b / chunk) <= items / chunk + buckets
+        let chunks = (items.div_ceil(chunk) + total).max(1);
+        levels.push(chunks);
+        largest = largest.div_ceil(chunk);
+        if largest <= 1 {
+            return levels;
+        }
+        items = chunks;
+    }
+}
+
 fn push_le_u32s(bytes: &[u8], out: &mut Vec<u32>) {
     for c in bytes.chunks_exact(4) {
         out.push(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
@@ -176,4 +203,30 @@ pub fn inverse_scaling(log_n: u32, coset: Option<Fr>) -> (Fr, Fr) {
     let n_inv = Fr::from(1u64 << log_n).invert().unwrap_or(Fr::ONE);
     let g_inv = coset.map_or(Fr::ONE, |g| g.invert().unwrap_or(Fr::ONE));
     (g_inv, n_inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_levels_cover_the_largest_bucket() {
+        let levels = |n: usize| chunk_levels(n, &MsmShape::new(n, Some(8))).len();
+        // A bucket holds at most n entries; each level divides that by 16.
+        assert_eq!(levels(0), 1);
+        assert_eq!(levels(1), 1);
+        assert_eq!(levels(16), 1);
+        assert_eq!(levels(17), 2);
+        assert_eq!(levels(256), 2);
+        assert_eq!(levels(257), 3);
+        assert_eq!(levels(4097), 4);
+        assert_eq!(levels(1 << 24), 6);
+        // Level 0's bound covers every entry in full chunks plus one partial chunk per bucket.
+        let shape = MsmShape::new(1000, Some(8));
+        let first = chunk_levels(1000, &shape)[0];
+        assert_eq!(
+            first,
+            (1000 * shape.windows).div_ceil(16) + shape.total_buckets()
+        );
+    }
 }
