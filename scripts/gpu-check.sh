@@ -68,6 +68,40 @@ PROOFMILL_CUDA_PTX=1 PROOFMILL_REQUIRE_GPU=1 step backends-ptx 45 "$bin/backends
 grep -E "^test |test result" "$out/backends-ptx.log"
 step selftest 120 "$bin/proofmill" selftest --max-log 24
 grep -vE "^\s*$" "$out/selftest.log" | tail -n 45
+# The server with GPU workers only: one job, which must run on gpu0 and verify.
+serve_check() {
+  local dir port=18080 id status i
+  dir=$(mktemp -d)
+  printf 'cpu_workers = 0\ndata_dir = "%s"\ndatabase = "%s/jobs.db"\n' "$PROOFMILL_DATA_DIR" "$dir" >"$dir/config.toml"
+  "$bin/proofmill" serve --config "$dir/config.toml" --listen "127.0.0.1:$port" >"$out/serve-server.log" 2>&1 &
+  local server=$!
+  for i in $(seq 1 60); do
+    curl -sf "localhost:$port/healthz" >/dev/null && break
+    if ! kill -0 "$server" 2>/dev/null; then
+      echo "the server exited:"; tail -n 5 "$out/serve-server.log"; return 1
+    fi
+    sleep 1
+  done
+  curl -s "localhost:$port/v1/devices"; echo
+  "$bin/proofmill" example-batch --circuit transfer_batch/d16-b8 --out "$dir/b.json" || return 1
+  printf '{"type":"prove","circuit":"transfer_batch/d16-b8","input":%s}' "$(cat "$dir/b.json")" >"$dir/job.json"
+  id=$(curl -s -d @"$dir/job.json" "localhost:$port/v1/jobs" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  for i in $(seq 1 90); do
+    status=$(curl -s "localhost:$port/v1/jobs/$id")
+    echo "$status" | grep -q '"status":"\(succeeded\|failed\|cancelled\)"' && break
+    sleep 1
+  done
+  echo "$status"
+  curl -s "localhost:$port/v1/jobs/$id/proof" >"$dir/p.json"
+  printf '{"proof":%s}' "$(cat "$dir/p.json")" | curl -s -d @- "localhost:$port/v1/verify"; echo
+  kill "$server"; wait "$server"
+  echo "$status" | grep -q '"device":"gpu0"' && echo "$status" | grep -q '"status":"succeeded"'
+}
+export -f serve_check
+export bin out
+step serve 120 bash -c serve_check
+tail -n 4 "$out/serve.log"
+
 for device in cuda cpu; do
   step "bench-$device" "$bench_limit" "$bin/proofmill" bench --device "$device" --no-aggregate \
     --circuits transfer_batch/d16-b8,transfer_batch/d16-b32 --proof-reps 1 \
