@@ -15,9 +15,7 @@ use halo2curves::serde::SerdeObject;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-fn kernels_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../kernels")
-}
+mod common;
 
 fn be_hex(le: &[u8]) -> String {
     le.iter().rev().map(|b| format!("{b:02x}")).collect()
@@ -41,30 +39,8 @@ fn point(p: &G1Affine) -> String {
 
 /// Builds the host checker, or returns None (after a loud message) when g++ is missing.
 fn build_checker() -> Option<PathBuf> {
-    if Command::new("g++").arg("--version").output().is_err() {
-        loud(
-            "\n!!!!!!!! SKIPPED: g++ not found; kernel headers not checked on the host !!!!!!!!\n",
-        );
-        return None;
-    }
     let dir = std::env::temp_dir().join(format!("proofmill-host-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    let exe = dir.join("host_check");
-    let k = kernels_dir();
-    let out = Command::new("g++")
-        .args(["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(k.join("include"))
-        .arg(k.join("test/host_check.cpp"))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("run g++");
-    assert!(
-        out.status.success(),
-        "g++ failed to compile the kernel headers:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(exe)
+    common::build_host_program("host_check.cpp", "c++17", &dir, "host_check")
 }
 
 fn run(exe: &PathBuf, ops: &[String]) -> Vec<String> {
@@ -200,10 +176,4 @@ fn field_and_curve_headers_match_halo2curves() {
     if let Some(dir) = exe.parent() {
         let _ = std::fs::remove_dir_all(dir);
     }
-}
-
-/// Prints past the test harness's output capture, so skips are seen even when tests pass.
-fn loud(msg: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{msg}");
 }

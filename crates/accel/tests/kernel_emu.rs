@@ -19,9 +19,7 @@ use proofmill_accel::cuda::layout::{self, MsmShape};
 use proofmill_accel::{NttConfig, NttDirection};
 use rayon::prelude::*;
 
-fn kernels_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kernels")
-}
+mod common;
 
 /// A scratch directory for this test process.
 fn scratch(name: &str) -> PathBuf {
@@ -32,36 +30,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Builds the emulator, or returns None (after a loud message) when g++ is missing.
 fn build_emulator(dir: &Path) -> Option<PathBuf> {
-    if Command::new("g++").arg("--version").output().is_err() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: g++ not found; CUDA kernels not emulated on the host !!!!!!!!\n"
-        );
-        return None;
-    }
-    let exe = dir.join("kernel_emu");
-    let k = kernels_dir();
-    let out = Command::new("g++")
-        .args([
-            "-std=c++20",
-            "-O2",
-            "-pthread",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-I",
-        ])
-        .arg(k.join("include"))
-        .arg(k.join("test/kernel_emu.cpp"))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("run g++");
-    assert!(
-        out.status.success(),
-        "g++ failed to compile the kernel emulator:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(exe)
+    common::build_host_program("kernel_emu.cpp", "c++20", dir, "kernel_emu")
 }
 
 fn write_words(path: &Path, words: &[u32]) {
