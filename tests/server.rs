@@ -164,6 +164,20 @@ async fn wait_for(
     }
 }
 
+/// `POST /v1/verify` with `envelope`: the verdict (the request itself must succeed).
+async fn verify_over_http(c: &Client, server: &TestServer, envelope: &Value) -> Value {
+    let (status, verdict) = json_of(
+        c.post(server.url("/v1/verify"))
+            .json(&json!({ "proof": envelope }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    verdict
+}
+
 fn terminal(view: &Value) -> bool {
     matches!(
         view["status"].as_str(),
@@ -336,29 +350,14 @@ async fn prove_job_end_to_end() {
     assert_eq!(envelope["transcript"], "poseidon");
 
     // It verifies over HTTP and with the prover library; an altered byte does not.
-    let (status, verdict) = json_of(
-        c.post(server.url("/v1/verify"))
-            .json(&json!({ "proof": envelope }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let verdict = verify_over_http(c, &server, &envelope).await;
     assert_eq!(verdict["valid"], true, "{verdict}");
     let mut tampered = envelope.clone();
     let hex_proof = tampered["proof"].as_str().unwrap().to_owned();
     let mut bytes = hex::decode(&hex_proof[2..]).unwrap();
     bytes[64] ^= 1;
     tampered["proof"] = format!("0x{}", hex::encode(bytes)).into();
-    let (_, verdict) = json_of(
-        c.post(server.url("/v1/verify"))
-            .json(&json!({ "proof": tampered }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let verdict = verify_over_http(c, &server, &tampered).await;
     assert_eq!(verdict["valid"], false, "{verdict}");
     assert!(verdict["reason"].is_string());
     let parsed = proofmill_prover::ProofEnvelope::from_value(envelope.clone()).unwrap();
@@ -1214,5 +1213,154 @@ async fn aggregate_job_waits_for_its_prove_jobs() {
     )
     .await;
     assert_eq!(verdict["valid"], true, "{verdict}");
+    server.stop().await;
+}
+
+/// An S3-compatible server for the bucket test: `moto_server` (PyPI `moto[server]`, which
+/// `.ci/run` installs) on a free loopback port. None, after a loud message, when it is not
+/// installed, unless `PROOFMILL_REQUIRE_S3=1` (CI), which makes that a failure.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    async fn start() -> Option<Self> {
+        let exe = std::env::var("PROOFMILL_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                let msg = format!("{exe} could not be started ({e})");
+                assert!(
+                    std::env::var("PROOFMILL_REQUIRE_S3").as_deref() != Ok("1"),
+                    "PROOFMILL_REQUIRE_S3=1 but {msg}"
+                );
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!!!!!!! SKIPPED the S3 proof store test: {msg}; install moto[server] !!!!!!!!\n"
+                );
+                return None;
+            }
+        };
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let client = Client::new();
+        let start = Instant::now();
+        while client.get(&server.endpoint).send().await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto_server did not answer"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(server)
+    }
+}
+
+impl S3Server {
+    /// object_store options that reach this server with moto's test credentials.
+    fn options(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("aws_endpoint", self.endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_region", "us-east-1"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// With `artifacts_url`, proofs go to an S3-compatible bucket: the job's proof is the object
+/// under `{prefix}/proofs/{id}.json`, `GET /proof` serves it and it verifies. A bad URL or
+/// option is refused at start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_in_an_s3_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = config_in(dir.path());
+    bad.artifacts_url = Some("gs://elsewhere/p".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = proofmill_server::run(listener, bad, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only s3://"), "{err}");
+    let mut bad = config_in(dir.path());
+    bad.artifacts_url = Some("s3://bucket".into());
+    bad.artifacts_options
+        .insert("aws_no_such_option".into(), "1".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = proofmill_server::run(listener, bad, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("aws_no_such_option"), "{err}");
+
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let c = Client::new();
+    let bucket = format!("{}/proofmill-test", s3.endpoint);
+    assert!(c.put(&bucket).send().await.unwrap().status().is_success());
+    let options = s3.options();
+    let local_proofs = dir.path().join("local-proofs");
+    let proofs_dir = local_proofs.clone();
+    let server = TestServer::start(move |config| {
+        config.artifacts_url = Some("s3://proofmill-test/node-a".into());
+        config.artifacts_options = options;
+        config.proofs_dir = Some(proofs_dir);
+    })
+    .await;
+    let base = server.url.clone();
+    let r = submit(&c, &base, &prove_request(41), None).await;
+    let (status, created) = json_of(r).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let view = wait_for(&c, &base, &id, Duration::from_secs(900), terminal).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+
+    let served = c
+        .get(server.url(&format!("/v1/jobs/{id}/proof")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let served = served.text().await.unwrap();
+    // The object itself, read back with a client of its own.
+    let reader = proofmill_server::Artifacts::bucket("s3://proofmill-test", &s3.options()).unwrap();
+    let object = reader
+        .get(&format!("s3://proofmill-test/node-a/proofs/{id}.json"))
+        .await
+        .unwrap();
+    assert_eq!(object, served, "the proof object is what GET /proof served");
+    let envelope: Value = serde_json::from_str(&served).unwrap();
+    let verdict = verify_over_http(&c, &server, &envelope).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert!(
+        !local_proofs.exists(),
+        "with a bucket, nothing is written to the local proofs directory"
+    );
     server.stop().await;
 }

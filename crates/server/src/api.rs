@@ -593,10 +593,12 @@ pub async fn get_proof(
 ) -> Result<Response, ApiError> {
     let job = owned_job(&state, &caller, &id).await?;
     match (job.status, &job.proof_path) {
-        (JobStatus::Succeeded, Some(path)) => {
-            let text = tokio::fs::read_to_string(path)
+        (JobStatus::Succeeded, Some(location)) => {
+            let text = state
+                .artifacts
+                .get(location)
                 .await
-                .map_err(|e| ApiError::Internal(format!("reading proof {path}: {e}")))?;
+                .map_err(|e| ApiError::Internal(format!("reading the proof: {e}")))?;
             Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
         }
         (JobStatus::Failed, _) => Err(ApiError::Conflict(format!(

@@ -4,6 +4,7 @@
 //! This module only describes and loads settings; it opens no files but the config itself.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
@@ -46,8 +47,16 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The SQLite job database; default `{data_dir}/jobs.db`.
     pub database: Option<PathBuf>,
-    /// Where finished proofs are written; default `{data_dir}/proofs`.
+    /// Where finished proofs are written; default `{data_dir}/proofs`. Unused when
+    /// `artifacts_url` names a bucket.
     pub proofs_dir: Option<PathBuf>,
+    /// An S3-compatible bucket for finished proofs, `s3://bucket[/prefix]` (nodes of a
+    /// cluster share it); credentials and endpoint from `AWS_*` variables and
+    /// `artifacts_options`.
+    pub artifacts_url: Option<String>,
+    /// object_store S3 options for `artifacts_url`, e.g. `aws_endpoint`, `aws_region`,
+    /// `aws_allow_http`; they override the environment.
+    pub artifacts_options: BTreeMap<String, String>,
     /// Largest request body accepted from anyone, in bytes.
     pub max_body_bytes: usize,
     /// Jobs a tenant may have queued or running at once (unless its own entry says otherwise).
@@ -94,6 +103,8 @@ impl Default for Config {
             data_dir: PathBuf::from("proofmill-data"),
             database: None,
             proofs_dir: None,
+            artifacts_url: None,
+            artifacts_options: BTreeMap::new(),
             max_body_bytes: 8 << 20,
             max_queued_jobs_per_tenant: 1000,
             shutdown_grace_secs: 30,

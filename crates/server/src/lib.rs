@@ -10,6 +10,7 @@
 //! resolves when the server should stop (SIGTERM, Ctrl-C, or a test's signal).
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod config;
 pub mod devices;
@@ -31,6 +32,7 @@ use proofmill_prover::Prover;
 use tokio::{net::TcpListener, sync::watch};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
+pub use artifacts::{ArtifactError, Artifacts};
 pub use auth::{Caller, KeyRing};
 pub use config::{Config, ConfigError};
 pub use devices::{DeviceInfo, DeviceKind};
@@ -61,6 +63,9 @@ pub enum ServerError {
     /// Loading the keys failed.
     #[error("loading API keys: {0}")]
     Keys(String),
+    /// The proof store cannot be used.
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactError),
     /// No worker could be started (`cuda` without a usable GPU, or no GPU and no CPU worker).
     #[error("no proving worker: {0}")]
     NoWorker(String),
@@ -75,6 +80,8 @@ pub struct AppState {
     pub scheduler: Scheduler,
     /// The prover, for `POST /v1/verify`.
     pub prover: Arc<Prover>,
+    /// Where proofs are kept.
+    pub artifacts: Arc<Artifacts>,
     /// API keys.
     pub keys: KeyRing,
     /// The configuration.
@@ -204,7 +211,11 @@ pub async fn run(
             "jobs left running by the last process were re-queued"
         );
     }
-    std::fs::create_dir_all(config.proofs_path())?;
+    let artifacts = Arc::new(match &config.artifacts_url {
+        Some(url) => Artifacts::bucket(url, &config.artifacts_options)?,
+        None => Artifacts::local(&config.proofs_path())?,
+    });
+    tracing::info!(proofs = %artifacts.describe(), "proof store");
 
     let prover = Arc::new(Prover::new(&config.data_dir));
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -231,7 +242,7 @@ pub async fn run(
         )));
     }
     drop(events_tx);
-    let scheduler = Scheduler::new(store.clone(), workers, config.proofs_path());
+    let scheduler = Scheduler::new(store.clone(), workers, artifacts.clone());
     let scheduling = tokio::spawn(scheduler.clone().run(events_rx));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -239,6 +250,7 @@ pub async fn run(
         store: store.clone(),
         scheduler: scheduler.clone(),
         prover,
+        artifacts,
         keys,
         config: config.clone(),
         metrics: telemetry::recorder(),

@@ -9,7 +9,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -21,6 +20,7 @@ use proofmill_prover::{ProofEnvelope, Transcript};
 use tokio::sync::{broadcast, mpsc::UnboundedReceiver, Notify};
 
 use crate::{
+    artifacts::Artifacts,
     devices::{estimate_prove_bytes, DeviceKind, AGGREGATE_BYTES},
     store::{JobRecord, JobStatus, JobStore, StoreError},
     worker::{Assignment, Outcome, Work, Worker, WorkerEvent},
@@ -35,7 +35,7 @@ pub struct Scheduler {
 struct Inner {
     store: JobStore,
     workers: Vec<Arc<Worker>>,
-    proofs_dir: PathBuf,
+    artifacts: Arc<Artifacts>,
     notify: Notify,
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     changes: broadcast::Sender<String>,
@@ -53,13 +53,13 @@ enum Plan {
 
 impl Scheduler {
     /// A scheduler over `workers`; call [`Scheduler::run`] to start it.
-    pub fn new(store: JobStore, workers: Vec<Arc<Worker>>, proofs_dir: PathBuf) -> Self {
+    pub fn new(store: JobStore, workers: Vec<Arc<Worker>>, artifacts: Arc<Artifacts>) -> Self {
         let (changes, _) = broadcast::channel(1024);
         Self {
             inner: Arc::new(Inner {
                 store,
                 workers,
-                proofs_dir,
+                artifacts,
                 notify: Notify::new(),
                 cancels: Mutex::new(HashMap::new()),
                 changes,
@@ -332,7 +332,10 @@ impl Scheduler {
                                 "inputs[{i}]: job {dep} succeeded but its proof is missing"
                             )));
                         };
-                        match read_envelope(Path::new(&path)).await {
+                        let read = self.inner.artifacts.get(&path).await;
+                        match read.map_err(|e| e.to_string()).and_then(|text| {
+                            ProofEnvelope::from_json(&text).map_err(|e| e.to_string())
+                        }) {
                             Ok(envelope) => inputs.push(envelope),
                             Err(e) => {
                                 return Ok(Plan::Fail(format!("inputs[{i}]: job {dep}: {e}")))
@@ -451,28 +454,28 @@ impl Scheduler {
                         .await?;
                     JobStatus::Cancelled
                 } else {
-                    let path = self.inner.proofs_dir.join(format!("{}.json", job.id));
-                    let text = envelope.to_json();
-                    let target = path.clone();
-                    let written =
-                        tokio::task::spawn_blocking(move || write_durably(&target, &text))
-                            .await
-                            .map_err(|e| StoreError::Corrupt(format!("writer task: {e}")))?;
-                    if let Err(e) = written {
-                        tracing::error!(job = %job.id, error = %e, "could not store the proof");
-                        store
-                            .finish(
-                                &job.id,
-                                JobStatus::Failed,
-                                Some("the appliance could not store the proof; see its log"),
-                                None,
-                            )
-                            .await?;
-                        return Ok(());
-                    }
-                    let path_text = path.to_string_lossy().into_owned();
+                    let written = self
+                        .inner
+                        .artifacts
+                        .put_proof(&job.id, envelope.to_json())
+                        .await;
+                    let location = match written {
+                        Ok(location) => location,
+                        Err(e) => {
+                            tracing::error!(job = %job.id, error = %e, "could not store the proof");
+                            store
+                                .finish(
+                                    &job.id,
+                                    JobStatus::Failed,
+                                    Some("the appliance could not store the proof; see its log"),
+                                    None,
+                                )
+                                .await?;
+                            return Ok(());
+                        }
+                    };
                     store
-                        .finish(&job.id, JobStatus::Succeeded, None, Some(&path_text))
+                        .finish(&job.id, JobStatus::Succeeded, None, Some(&location))
                         .await?;
                     store
                         .record_vk(&envelope.circuit, &envelope.vk_hash)
@@ -538,28 +541,4 @@ impl Scheduler {
 
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1u32 << 30)
-}
-
-async fn read_envelope(path: &Path) -> Result<ProofEnvelope, String> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    ProofEnvelope::from_json(&text).map_err(|e| e.to_string())
-}
-
-/// Writes a file so that it survives a crash: temporary file, fsync, rename, fsync of the
-/// directory.
-pub fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }

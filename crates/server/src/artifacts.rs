@@ -1,0 +1,213 @@
+//! Where finished proofs are kept. By default a local directory, where each proof is written
+//! durably (temporary file, fsync, rename). In a cluster, where another node may serve the
+//! proof, an S3-compatible bucket through the `object_store` crate (`artifacts_url =
+//! "s3://bucket/prefix"`, with `[artifacts_options]` and the usual `AWS_*` variables for the
+//! endpoint and credentials).
+//!
+//! A job records its proof's location: a local path, or an `s3://` URL naming the object.
+//! Reading a location works in both modes, so jobs finished before a switch stay readable
+//! (local paths by the node that wrote them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+
+/// An artifact store that cannot be set up, written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The configuration names an unusable store.
+    #[error("artifacts: {0}")]
+    Config(String),
+    /// A local file operation failed.
+    #[error("artifacts: {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The object store refused or failed.
+    #[error("artifacts: {location}: {source}")]
+    Object {
+        /// The object's URL.
+        location: String,
+        /// What failed.
+        source: object_store::Error,
+    },
+}
+
+/// The proof store: a local directory or a bucket.
+#[derive(Debug, Clone)]
+pub enum Artifacts {
+    /// Files under a directory.
+    Local {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Objects in an S3-compatible bucket.
+    Bucket {
+        /// The client.
+        store: Arc<dyn ObjectStore>,
+        /// `s3://bucket` (no trailing slash).
+        bucket_url: String,
+        /// Key prefix inside the bucket (may be empty).
+        prefix: ObjectPath,
+    },
+}
+
+impl Artifacts {
+    /// A local directory (created if missing).
+    pub fn local(dir: &Path) -> Result<Self, ArtifactError> {
+        std::fs::create_dir_all(dir).map_err(|source| ArtifactError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self::Local {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// A bucket named by `url` (`s3://bucket[/prefix]`). The client is configured from the
+    /// `AWS_*` environment variables, then from `options` (object_store's S3 keys, such as
+    /// `aws_endpoint` or `aws_allow_http`), which win.
+    pub fn bucket(url: &str, options: &BTreeMap<String, String>) -> Result<Self, ArtifactError> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            ArtifactError::Config(format!(
+                "artifacts_url {url:?}: only s3:// URLs are supported (or none, for the local proofs directory)"
+            ))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(ArtifactError::Config(format!(
+                "artifacts_url {url:?} names no bucket"
+            )));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key.parse().map_err(|e| {
+                ArtifactError::Config(format!("artifacts_options: unknown key {key:?}: {e}"))
+            })?;
+            builder = builder.with_config(key, value);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| ArtifactError::Config(format!("artifacts_url {url:?}: {e}")))?;
+        Ok(Self::Bucket {
+            store: Arc::new(store),
+            bucket_url: format!("s3://{bucket}"),
+            prefix: ObjectPath::from(prefix.trim_matches('/')),
+        })
+    }
+
+    /// Stores job `job_id`'s proof envelope (JSON text); returns its location.
+    pub async fn put_proof(&self, job_id: &str, text: String) -> Result<String, ArtifactError> {
+        let name = format!("{job_id}.json");
+        match self {
+            Self::Local { dir } => {
+                let path = dir.join(&name);
+                let target = path.clone();
+                tokio::task::spawn_blocking(move || write_durably(&target, &text))
+                    .await
+                    .map_err(|e| ArtifactError::Io {
+                        path: path.display().to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?
+                    .map_err(|source| ArtifactError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Ok(path.display().to_string())
+            }
+            Self::Bucket {
+                store,
+                bucket_url,
+                prefix,
+            } => {
+                let key = prefix.child("proofs").child(name);
+                let location = format!("{bucket_url}/{key}");
+                store
+                    .put(&key, PutPayload::from(text.into_bytes()))
+                    .await
+                    .map_err(|source| ArtifactError::Object {
+                        location: location.clone(),
+                        source,
+                    })?;
+                Ok(location)
+            }
+        }
+    }
+
+    /// Reads the artifact at `location` (as returned by [`Artifacts::put_proof`]).
+    pub async fn get(&self, location: &str) -> Result<String, ArtifactError> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let Self::Bucket {
+                store, bucket_url, ..
+            } = self
+            else {
+                return Err(ArtifactError::Config(format!(
+                    "{location} is in a bucket, but this node has no artifacts_url"
+                )));
+            };
+            let key = location
+                .strip_prefix(bucket_url.as_str())
+                .and_then(|k| k.strip_prefix('/'))
+                .ok_or_else(|| {
+                    ArtifactError::Config(format!(
+                        "{location} is not in this node's bucket {bucket_url} (s3://{rest})"
+                    ))
+                })?;
+            let object_err = |source| ArtifactError::Object {
+                location: location.to_owned(),
+                source,
+            };
+            let bytes = store
+                .get(&ObjectPath::from(key))
+                .await
+                .map_err(object_err)?
+                .bytes()
+                .await
+                .map_err(object_err)?;
+            return String::from_utf8(bytes.to_vec()).map_err(|e| ArtifactError::Io {
+                path: location.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            });
+        }
+        tokio::fs::read_to_string(location)
+            .await
+            .map_err(|source| ArtifactError::Io {
+                path: location.to_owned(),
+                source,
+            })
+    }
+
+    /// Where proofs go, in words (for the start-up log).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Local { dir } => dir.display().to_string(),
+            Self::Bucket {
+                bucket_url, prefix, ..
+            } => format!("{bucket_url}/{prefix}"),
+        }
+    }
+}
+
+/// Writes a file so that it survives a crash: temporary file, fsync, rename, fsync of the
+/// directory.
+pub fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
