@@ -164,6 +164,16 @@ async fn wait_for(
     }
 }
 
+/// Waits until the server answers `GET /healthz` (it has finished starting).
+async fn wait_until_ready(c: &Client, base: &str) {
+    let start = Instant::now();
+    while !matches!(c.get(format!("{base}/healthz")).send().await, Ok(r) if r.status().is_success())
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "server not up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `POST /v1/verify` with `envelope`: the verdict (the request itself must succeed).
 async fn verify_over_http(c: &Client, server: &TestServer, envelope: &Value) -> Value {
     let (status, verdict) = json_of(
@@ -1324,6 +1334,29 @@ async fn proofs_in_an_s3_bucket() {
     let c = Client::new();
     let bucket = format!("{}/proofmill-test", s3.endpoint);
     assert!(c.put(&bucket).send().await.unwrap().status().is_success());
+
+    // The start-up check finds a missing bucket; a `bucket` option is refused.
+    let mut missing = config_in(dir.path());
+    missing.artifacts_url = Some("s3://no-such-bucket/x".into());
+    missing.artifacts_options = s3.options();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = proofmill_server::run(listener, missing, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no-such-bucket"), "{err}");
+    let mut named = config_in(dir.path());
+    named.artifacts_url = Some("s3://proofmill-test".into());
+    named.artifacts_options = s3.options();
+    named
+        .artifacts_options
+        .insert("aws_bucket".into(), "other".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = proofmill_server::run(listener, named, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("named by artifacts_url"), "{err}");
     let options = s3.options();
     let local_proofs = dir.path().join("local-proofs");
     let proofs_dir = local_proofs.clone();
@@ -1349,7 +1382,9 @@ async fn proofs_in_an_s3_bucket() {
     assert_eq!(served.status(), StatusCode::OK);
     let served = served.text().await.unwrap();
     // The object itself, read back with a client of its own.
-    let reader = proofmill_server::Artifacts::bucket("s3://proofmill-test", &s3.options()).unwrap();
+    let reader =
+        proofmill_server::Artifacts::bucket("s3://proofmill-test", &s3.options(), dir.path())
+            .unwrap();
     let object = reader
         .get(&format!("s3://proofmill-test/node-a/proofs/{id}.json"))
         .await
@@ -1361,6 +1396,55 @@ async fn proofs_in_an_s3_bucket() {
     assert!(
         !local_proofs.exists(),
         "with a bucket, nothing is written to the local proofs directory"
+    );
+    server.stop().await;
+}
+
+/// A bucket that goes away after start does not cost a finished proof: it is kept in the
+/// local proofs directory, the job succeeds and `GET /proof` serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_outage_keeps_the_proof_on_the_node() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let c = Client::new();
+    assert!(c
+        .put(format!("{}/outage-test", s3.endpoint))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let dir = tempfile::tempdir().unwrap();
+    let local_proofs = dir.path().join("fallback");
+    let (options, proofs_dir) = (s3.options(), local_proofs.clone());
+    let server = TestServer::start(move |config| {
+        config.artifacts_url = Some("s3://outage-test".into());
+        config.artifacts_options = options;
+        config.proofs_dir = Some(proofs_dir);
+    })
+    .await;
+    let base = server.url.clone();
+    // The server has passed its start-up check once it answers; then the bucket goes away.
+    wait_until_ready(&c, &base).await;
+    drop(s3);
+
+    let (status, created) = json_of(submit(&c, &base, &prove_request(43), None).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let view = wait_for(&c, &base, &id, Duration::from_secs(900), terminal).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let kept = local_proofs.join(format!("{id}.json"));
+    assert!(kept.exists(), "the proof is kept at {}", kept.display());
+    let served = c
+        .get(server.url(&format!("/v1/jobs/{id}/proof")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(
+        served.text().await.unwrap(),
+        std::fs::read_to_string(&kept).unwrap()
     );
     server.stop().await;
 }

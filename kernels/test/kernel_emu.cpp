@@ -137,11 +137,12 @@ static int run_msm(u32 c, u32 n, const char* bases_path, const char* scalars_pat
         msm_scatter(scalars.data(), n, c, windows, offsets.data(), cursors.data(), entries.data());
     });
     // Bucket sums level by level, with buffers sized by the host's bounds (as cuda.rs does).
-    u64 widest = 1;
-    for (u64 b : levels) widest = std::max(widest, b);
+    // Two buffers, alternating by level, each sized for its widest level (as cuda.rs).
+    u64 widest[2] = {1, 1};
+    for (size_t l = 0; l < levels.size(); l++) widest[l % 2] = std::max(widest[l % 2], levels[l]);
     std::vector<u32> chunk_counts(total);
     std::vector<u32> chunk_offsets[2] = {std::vector<u32>(total + 1), std::vector<u32>(total + 1)};
-    std::vector<u32> chunk_sums[2] = {std::vector<u32>(widest * 32), std::vector<u32>(widest * 32)};
+    std::vector<u32> chunk_sums[2] = {std::vector<u32>(widest[0] * 32), std::vector<u32>(widest[1] * 32)};
     for (size_t level = 0; level < levels.size(); level++) {
         std::vector<u32>& cur_off = chunk_offsets[level % 2];
         std::vector<u32>& prev_off = chunk_offsets[(level + 1) % 2];

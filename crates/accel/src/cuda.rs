@@ -663,6 +663,22 @@ impl Backend for CudaBackend {
         let mut entries = self.zeros(n * windows)?;
         let mut buckets = self.zeros(total * 32)?;
         let mut sums = self.zeros(windows * 32)?;
+        // Buffers of the chunked bucket sums (msm.cu, step 4).
+        let levels = layout::chunk_levels(n, &shape);
+        let chunk = layout::BUCKET_CHUNK;
+        // Levels alternate between two buffers: each sized for its widest level.
+        let widest = |parity: usize| {
+            levels
+                .iter()
+                .skip(parity)
+                .step_by(2)
+                .copied()
+                .max()
+                .unwrap_or(1)
+        };
+        let mut chunk_counts = self.zeros(total)?;
+        let mut chunk_offsets = [self.zeros(total + 1)?, self.zeros(total + 1)?];
+        let mut chunk_sums = [self.zeros(widest(0) * 32)?, self.zeros(widest(1) * 32)?];
         let m1 = self.mark();
         {
             let mut b = self.stream.launch_builder(&k.msm_histogram);
@@ -688,21 +704,6 @@ impl Backend for CudaBackend {
             unsafe { b.launch(grid(n, 1)) }.map_err(driver_err("msm_scatter"))?;
         }
         // Bucket sums in chunks of entries, level by level (msm.cu, step 4).
-        let levels = layout::chunk_levels(n, &shape);
-        let chunk = layout::BUCKET_CHUNK;
-        // Levels alternate between two buffers: each sized for its widest level.
-        let widest = |parity: usize| {
-            levels
-                .iter()
-                .skip(parity)
-                .step_by(2)
-                .copied()
-                .max()
-                .unwrap_or(1)
-        };
-        let mut chunk_counts = self.zeros(total)?;
-        let mut chunk_offsets = [self.zeros(total + 1)?, self.zeros(total + 1)?];
-        let mut chunk_sums = [self.zeros(widest(0) * 32)?, self.zeros(widest(1) * 32)?];
         for (level, &bound) in levels.iter().enumerate() {
             let (lo, hi) = chunk_offsets.split_at_mut(1);
             let (cur_offsets, prev_offsets) = if level % 2 == 0 {

@@ -153,6 +153,11 @@ impl DeviceInventory {
             match cudarc::driver::CudaContext::device_count() {
                 Ok(0) => Some("the CUDA driver reports no GPU".to_string()),
                 Ok(count) => {
+                    // NVML lists every GPU of the machine; CUDA only those it may use
+                    // (CUDA_VISIBLE_DEVICES). An NVML GPU that no CUDA ordinal matches must
+                    // not become a worker under its NVML index.
+                    let nvml_count = inv.gpus.len();
+                    let mut seen_by_cuda = vec![false; nvml_count];
                     for ordinal in 0..count as usize {
                         let probe = probe_ordinal(ordinal, nvrtc.as_ref().err());
                         let by_uuid = inv
@@ -163,6 +168,9 @@ impl DeviceInventory {
                             Some(i) => {
                                 inv.gpus[i].index = ordinal as u32;
                                 inv.gpus[i].unusable_reason = probe.reason;
+                                if let Some(seen) = seen_by_cuda.get_mut(i) {
+                                    *seen = true;
+                                }
                             }
                             None if inv.gpus.len() <= ordinal || nvml_reason.is_some() => {
                                 inv.gpus.push(GpuInfo {
@@ -182,7 +190,17 @@ impl DeviceInventory {
                                 if let Some(g) = inv.gpus.get_mut(ordinal) {
                                     g.unusable_reason = probe.reason;
                                 }
+                                if let Some(seen) = seen_by_cuda.get_mut(ordinal) {
+                                    *seen = true;
+                                }
                             }
+                        }
+                    }
+                    for (g, seen) in inv.gpus.iter_mut().zip(seen_by_cuda) {
+                        if !seen {
+                            g.unusable_reason.get_or_insert_with(|| {
+                                "not visible to CUDA (hidden by CUDA_VISIBLE_DEVICES?)".to_string()
+                            });
                         }
                     }
                     None

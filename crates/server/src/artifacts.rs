@@ -11,10 +11,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
+
+/// How long one proof upload may take before the proof is kept locally instead.
+const PUT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An artifact store that cannot be set up, written or read.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +60,21 @@ pub enum Artifacts {
         bucket_url: String,
         /// Key prefix inside the bucket (may be empty).
         prefix: ObjectPath,
+        /// Where a proof goes when the bucket refuses it or does not answer in time, so
+        /// that a finished proof is never lost (this node then serves it).
+        fallback: PathBuf,
     },
+}
+
+impl ArtifactError {
+    /// Whether the artifact does not exist (rather than being unreachable for now).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            Self::Object { source, .. } => matches!(source, object_store::Error::NotFound { .. }),
+            Self::Config(_) => false,
+        }
+    }
 }
 
 impl Artifacts {
@@ -73,8 +91,13 @@ impl Artifacts {
 
     /// A bucket named by `url` (`s3://bucket[/prefix]`). The client is configured from the
     /// `AWS_*` environment variables, then from `options` (object_store's S3 keys, such as
-    /// `aws_endpoint` or `aws_allow_http`), which win.
-    pub fn bucket(url: &str, options: &BTreeMap<String, String>) -> Result<Self, ArtifactError> {
+    /// `aws_endpoint` or `aws_allow_http`), which win. Proofs the bucket cannot take go to
+    /// `fallback`.
+    pub fn bucket(
+        url: &str,
+        options: &BTreeMap<String, String>,
+        fallback: &Path,
+    ) -> Result<Self, ArtifactError> {
         let rest = url.strip_prefix("s3://").ok_or_else(|| {
             ArtifactError::Config(format!(
                 "artifacts_url {url:?}: only s3:// URLs are supported (or none, for the local proofs directory)"
@@ -91,6 +114,12 @@ impl Artifacts {
             let key: AmazonS3ConfigKey = key.parse().map_err(|e| {
                 ArtifactError::Config(format!("artifacts_options: unknown key {key:?}: {e}"))
             })?;
+            if key == AmazonS3ConfigKey::Bucket {
+                return Err(ArtifactError::Config(
+                    "artifacts_options: the bucket is named by artifacts_url, not by an option"
+                        .into(),
+                ));
+            }
             builder = builder.with_config(key, value);
         }
         let store = builder
@@ -100,43 +129,65 @@ impl Artifacts {
             store: Arc::new(store),
             bucket_url: format!("s3://{bucket}"),
             prefix: ObjectPath::from(prefix.trim_matches('/')),
+            fallback: fallback.to_owned(),
         })
+    }
+
+    /// Checks that the store can be written and read back (a small object under the prefix,
+    /// written, read and deleted), so that bad credentials or a missing bucket stop the
+    /// server at start rather than failing the first finished proof.
+    pub async fn check(&self) -> Result<(), ArtifactError> {
+        let Self::Bucket {
+            store,
+            bucket_url,
+            prefix,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let key = prefix.child(".proofmill-check");
+        let location = format!("{bucket_url}/{key}");
+        let err = |source| ArtifactError::Object {
+            location: location.clone(),
+            source,
+        };
+        store
+            .put(&key, PutPayload::from_static(b"ok"))
+            .await
+            .map_err(err)?;
+        store
+            .get(&key)
+            .await
+            .map_err(err)?
+            .bytes()
+            .await
+            .map_err(err)?;
+        store.delete(&key).await.map_err(err)?;
+        Ok(())
     }
 
     /// Stores job `job_id`'s proof envelope (JSON text); returns its location.
     pub async fn put_proof(&self, job_id: &str, text: String) -> Result<String, ArtifactError> {
         let name = format!("{job_id}.json");
         match self {
-            Self::Local { dir } => {
-                let path = dir.join(&name);
-                let target = path.clone();
-                tokio::task::spawn_blocking(move || write_durably(&target, &text))
-                    .await
-                    .map_err(|e| ArtifactError::Io {
-                        path: path.display().to_string(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?
-                    .map_err(|source| ArtifactError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Ok(path.display().to_string())
-            }
+            Self::Local { dir } => write_local(dir, &name, text).await,
             Self::Bucket {
                 store,
                 bucket_url,
                 prefix,
+                fallback,
             } => {
-                let key = prefix.child("proofs").child(name);
+                let key = prefix.child("proofs").child(name.as_str());
                 let location = format!("{bucket_url}/{key}");
-                store
-                    .put(&key, PutPayload::from(text.into_bytes()))
-                    .await
-                    .map_err(|source| ArtifactError::Object {
-                        location: location.clone(),
-                        source,
-                    })?;
-                Ok(location)
+                let put = store.put(&key, PutPayload::from(text.clone().into_bytes()));
+                let failure = match tokio::time::timeout(PUT_TIMEOUT, put).await {
+                    Ok(Ok(_)) => return Ok(location),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {PUT_TIMEOUT:?}"),
+                };
+                tracing::error!(%location, reason = %failure, fallback = %fallback.display(), "the bucket did not take the proof: keeping it on this node");
+                write_local(fallback, &name, text).await
             }
         }
     }
@@ -193,6 +244,21 @@ impl Artifacts {
             } => format!("{bucket_url}/{prefix}"),
         }
     }
+}
+
+/// Writes `dir/name` durably; returns its path.
+async fn write_local(dir: &Path, name: &str, text: String) -> Result<String, ArtifactError> {
+    let path = dir.join(name);
+    let target = path.clone();
+    let io_err = |source| ArtifactError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    tokio::task::spawn_blocking(move || write_durably(&target, &text))
+        .await
+        .map_err(|e| io_err(std::io::Error::other(e.to_string())))?
+        .map_err(io_err)?;
+    Ok(path.display().to_string())
 }
 
 /// Writes a file so that it survives a crash: temporary file, fsync, rename, fsync of the

@@ -212,9 +212,10 @@ pub async fn run(
         );
     }
     let artifacts = Arc::new(match &config.artifacts_url {
-        Some(url) => Artifacts::bucket(url, &config.artifacts_options)?,
+        Some(url) => Artifacts::bucket(url, &config.artifacts_options, &config.proofs_path())?,
         None => Artifacts::local(&config.proofs_path())?,
     });
+    artifacts.check().await?;
     tracing::info!(proofs = %artifacts.describe(), "proof store");
 
     let prover = Arc::new(Prover::new(&config.data_dir));

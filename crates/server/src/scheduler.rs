@@ -332,8 +332,16 @@ impl Scheduler {
                                 "inputs[{i}]: job {dep} succeeded but its proof is missing"
                             )));
                         };
-                        let read = self.inner.artifacts.get(&path).await;
-                        match read.map_err(|e| e.to_string()).and_then(|text| {
+                        let text = match self.inner.artifacts.get(&path).await {
+                            Ok(text) => Ok(text),
+                            // The store may be unreachable for a while: try again later.
+                            Err(e) if !e.is_not_found() => {
+                                tracing::warn!(job = %job.id, input = %dep, error = %e, "an aggregation input could not be read; will retry");
+                                return Ok(Plan::Wait);
+                            }
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match text.and_then(|text| {
                             ProofEnvelope::from_json(&text).map_err(|e| e.to_string())
                         }) {
                             Ok(envelope) => inputs.push(envelope),
