@@ -1214,14 +1214,7 @@ async fn aggregate_job_waits_for_its_prove_jobs() {
             .unwrap(),
     )
     .await;
-    let (_, verdict) = json_of(
-        c.post(server.url("/v1/verify"))
-            .json(&json!({"proof":envelope}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let verdict = verify_over_http(c, &server, &envelope).await;
     assert_eq!(verdict["valid"], true, "{verdict}");
     server.stop().await;
 }
