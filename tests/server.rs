@@ -164,6 +164,15 @@ async fn wait_for(
     }
 }
 
+/// Starts a server on loopback with `config`, which must refuse to start: its error, in words.
+async fn refused_at_start(config: Config) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    proofmill_server::run(listener, config, async {})
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
 /// Waits until the server answers `GET /healthz` (it has finished starting).
 async fn wait_until_ready(c: &Client, base: &str) {
     let start = Instant::now();
@@ -961,11 +970,7 @@ async fn no_proving_worker_is_refused_with_the_reason() {
         return;
     }
     config.gpu_workers = true;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = proofmill_server::run(listener, config, async {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused_at_start(config).await;
     assert!(
         err.contains("no proving worker") && err.contains("cpu_workers is 0"),
         "{err}"
@@ -1304,21 +1309,13 @@ async fn proofs_in_an_s3_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let mut bad = config_in(dir.path());
     bad.artifacts_url = Some("gs://elsewhere/p".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = proofmill_server::run(listener, bad, async {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused_at_start(bad).await;
     assert!(err.contains("only s3://"), "{err}");
     let mut bad = config_in(dir.path());
     bad.artifacts_url = Some("s3://bucket".into());
     bad.artifacts_options
         .insert("aws_no_such_option".into(), "1".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = proofmill_server::run(listener, bad, async {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused_at_start(bad).await;
     assert!(err.contains("aws_no_such_option"), "{err}");
 
     let Some(s3) = S3Server::start().await else {
@@ -1332,11 +1329,7 @@ async fn proofs_in_an_s3_bucket() {
     let mut missing = config_in(dir.path());
     missing.artifacts_url = Some("s3://no-such-bucket/x".into());
     missing.artifacts_options = s3.options();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = proofmill_server::run(listener, missing, async {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused_at_start(missing).await;
     assert!(err.contains("no-such-bucket"), "{err}");
     let mut named = config_in(dir.path());
     named.artifacts_url = Some("s3://proofmill-test".into());
@@ -1344,11 +1337,7 @@ async fn proofs_in_an_s3_bucket() {
     named
         .artifacts_options
         .insert("aws_bucket".into(), "other".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = proofmill_server::run(listener, named, async {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused_at_start(named).await;
     assert!(err.contains("named by artifacts_url"), "{err}");
     let options = s3.options();
     let local_proofs = dir.path().join("local-proofs");
