@@ -692,6 +692,8 @@ fn server_config(config: Option<&Path>, data_dir: &Path) -> Result<proofmill_ser
     if explicit || config.is_none() {
         server.data_dir = data_dir.to_owned();
     }
+    server.apply_env();
+    server.check()?;
     Ok(server)
 }
 
@@ -763,7 +765,10 @@ fn keys(config: Option<&Path>, action: KeysAction, data_dir: &Path) -> Result<Ex
             eprintln!(
                 "API key for tenant {tenant}{} (shown once; stored hashed in {}):",
                 if admin { ", admin" } else { "" },
-                server.database_path().display()
+                server.database_url.as_deref().map_or_else(
+                    || server.database_path().display().to_string(),
+                    proofmill_server::store::redact_url
+                )
             );
             println!("{key}");
         }

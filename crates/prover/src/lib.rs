@@ -165,6 +165,25 @@ impl Prover {
         &self.srs
     }
 
+    /// The files a node needs to prove `circuit` (at `k`) without generating anything: the
+    /// SRS file for `k` and the circuit's proving key and its metadata, those that exist on
+    /// disk. For sharing them between the nodes of a cluster.
+    pub fn data_files(
+        &self,
+        circuit: &str,
+        k: u32,
+    ) -> Result<Vec<std::path::PathBuf>, ProverError> {
+        let srs = self.srs.load(k)?;
+        let keys = self.keys.key_dir(circuit, srs.srs_id());
+        // The key before its metadata: a node that sees the metadata knows the key is there.
+        let files = [
+            self.srs.file_path(k),
+            keys.join("pk.bin"),
+            keys.join("meta.json"),
+        ];
+        Ok(files.into_iter().filter(|f| f.is_file()).collect())
+    }
+
     /// The SRS a circuit is proven under.
     pub fn srs_for(&self, circuit: &CatalogCircuit) -> Result<Arc<Srs>, ProverError> {
         Ok(self.srs.load(circuit.shape().k)?)

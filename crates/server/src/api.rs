@@ -24,7 +24,7 @@ use crate::{
     auth::Caller,
     devices::DeviceInfo,
     error::{ApiError, Problem},
-    store::{now_ms, Insert, JobRecord, JobStatus, NewJob, UsageRow},
+    store::{now_ms, AttemptRecord, Insert, JobRecord, JobStatus, NewJob, UsageRow},
     AppState,
 };
 
@@ -127,16 +127,60 @@ pub struct JobView {
     pub input_jobs: Option<Vec<String>>,
     /// The device it runs or ran on.
     pub device: Option<String>,
+    /// The node that device belongs to.
+    pub node: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
-    /// Times it was started.
+    /// Times it was claimed (every claim is a numbered attempt).
     pub attempts: i64,
+    /// Attempts that failed for a retryable reason (lease expiries and shutdowns do not
+    /// count).
+    pub failures: i64,
+    /// It failed `max_attempts` times and was given up; `history` says how.
+    pub dead_lettered: bool,
     /// Why it was retried or re-queued, if it was.
     pub retry_reason: Option<String>,
     /// A cancel was asked for; it takes effect at the next stage boundary.
     pub cancel_requested: bool,
     /// Timings.
     pub timings: Timings,
+    /// Every attempt: node, device, times and outcome (`GET /v1/jobs/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<AttemptView>>,
+}
+
+/// One attempt of a job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// Attempt number.
+    pub attempt: i64,
+    /// Node that ran it.
+    pub node: String,
+    /// Device on that node.
+    pub device: String,
+    /// RFC 3339.
+    pub started: String,
+    /// RFC 3339, once it ended.
+    pub ended: Option<String>,
+    /// `succeeded`, `failed`, `retry`, `cancelled`, `lease_expired`, `requeued` or
+    /// `superseded`; null while it runs.
+    pub outcome: Option<String>,
+    /// The error or reason.
+    pub detail: Option<String>,
+}
+
+impl AttemptView {
+    fn of(a: &AttemptRecord) -> Self {
+        Self {
+            attempt: a.attempt,
+            node: a.node.clone(),
+            device: a.device.clone(),
+            started: rfc3339(a.started_ms),
+            ended: a.ended_ms.map(rfc3339),
+            outcome: a.outcome.clone(),
+            detail: a.detail.clone(),
+        }
+    }
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -192,8 +236,11 @@ impl JobView {
             transcript,
             input_jobs,
             device: job.device.clone(),
+            node: job.node.clone(),
             error: job.error.clone(),
             attempts: job.attempts,
+            failures: job.failures,
+            dead_lettered: job.dead_letter,
             retry_reason: job.retry_reason.clone(),
             cancel_requested: job.cancel_requested,
             timings: Timings {
@@ -206,6 +253,7 @@ impl JobView {
                     .filter(|_| job.status != JobStatus::Queued)
                     .map(|s| secs(s, job.finished_ms.unwrap_or(now))),
             },
+            history: None,
         }
     }
 }
@@ -259,11 +307,36 @@ pub struct CircuitView {
     pub vk_hash: Option<String>,
 }
 
-/// `GET /v1/devices` answer.
+/// `GET /v1/devices` answer: the whole cluster, whichever node answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceList {
-    /// One entry per worker.
+    /// One entry per worker of every live node (`node` says whose): this node's with
+    /// telemetry read now, the others' as of their last heartbeat.
     pub devices: Vec<DeviceInfo>,
+    /// The nodes registered in the job store.
+    pub nodes: Vec<NodeView>,
+}
+
+/// A node of the cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    /// Its `node_id`.
+    pub node: String,
+    /// Where its API is reachable, when it says.
+    pub advertise_url: Option<String>,
+    /// proofmill version.
+    pub version: String,
+    /// RFC 3339.
+    pub started: String,
+    /// Seconds since its last heartbeat (database clock).
+    pub last_heartbeat_seconds: f64,
+    /// It heartbeat within three lease periods; a node that is not live holds no jobs once
+    /// its leases expire, and its devices are not listed.
+    pub live: bool,
+    /// The node answering this request.
+    pub this_node: bool,
+    /// Its devices.
+    pub devices: usize,
 }
 
 /// `GET /v1/usage` answer.
@@ -301,12 +374,14 @@ pub struct UsageList {
         AggregateInput,
         Accepted,
         JobView,
+        AttemptView,
         Timings,
         JobList,
         VerifyRequest,
         VerifyResponse,
         CircuitView,
         DeviceList,
+        NodeView,
         DeviceInfo,
         UsageList,
         UsageRow,
@@ -579,7 +654,18 @@ pub async fn get_job(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(JobView::of(&owned_job(&state, &caller, &id).await?)))
+    let job = owned_job(&state, &caller, &id).await?;
+    let mut view = JobView::of(&job);
+    view.history = Some(
+        state
+            .store
+            .history(&id)
+            .await?
+            .iter()
+            .map(AttemptView::of)
+            .collect(),
+    );
+    Ok(Json(view))
 }
 
 /// The proof envelope of a succeeded job.
@@ -748,9 +834,11 @@ pub async fn job_events(
     let job = owned_job(&state, &caller, &id).await?;
     let first = JobView::of(&job);
     let shutdown = state.shutdown.clone();
+    // This node announces its own changes; another node's (a job it runs, a lease it lost)
+    // are seen by reading the job again every second.
     let stream = futures_util::stream::unfold(
-        (Some(first), changes, state, id, false, shutdown),
-        |(pending, mut changes, state, id, done, mut shutdown)| async move {
+        (Some(first), changes, state, id, false, shutdown, None),
+        |(pending, mut changes, state, id, done, mut shutdown, last)| async move {
             if done {
                 return None;
             }
@@ -760,12 +848,19 @@ pub async fn job_events(
                     let changed = tokio::select! {
                         changed = changes.recv() => changed,
                         _ = shutdown.changed() => return None,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => Ok(id.clone()),
                     };
                     match changed {
                         Ok(changed) if changed != id => continue,
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                             match state.store.get(&id).await {
-                                Ok(Some(job)) => break JobView::of(&job),
+                                Ok(Some(job)) => {
+                                    let view = JobView::of(&job);
+                                    if last.as_ref() == Some(&event_key(&view)) {
+                                        continue;
+                                    }
+                                    break view;
+                                }
                                 _ => return None,
                             }
                         }
@@ -774,14 +869,29 @@ pub async fn job_events(
                 },
             };
             let terminal = view.status.is_terminal();
+            let key = Some(event_key(&view));
             let event = Event::default()
                 .event("status")
                 .json_data(&view)
                 .unwrap_or_else(|_| Event::default().event("status"));
-            Some((Ok(event), (None, changes, state, id, terminal, shutdown)))
+            Some((
+                Ok(event),
+                (None, changes, state, id, terminal, shutdown, key),
+            ))
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// What makes two events of one job different: a repeat is not sent.
+fn event_key(view: &JobView) -> (JobStatus, Option<String>, u64, i64, bool) {
+    (
+        view.status,
+        view.stage.clone(),
+        (view.progress * 1000.0) as u64,
+        view.attempts,
+        view.cancel_requested,
+    )
 }
 
 /// Verify a proof envelope with the stock halo2 verifier.
@@ -862,10 +972,38 @@ pub async fn get_circuit(
 
 /// Devices and what they run.
 #[utoipa::path(get, path = "/v1/devices", responses((status = 200, body = DeviceList)))]
-pub async fn devices(State(state): State<AppState>, _caller: Caller) -> Json<DeviceList> {
-    Json(DeviceList {
-        devices: state.scheduler.workers().iter().map(|w| w.info()).collect(),
-    })
+pub async fn devices(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<DeviceList>, ApiError> {
+    let here = state.scheduler.node().to_owned();
+    let mut devices: Vec<DeviceInfo> = state.scheduler.workers().iter().map(|w| w.info()).collect();
+    let (registered, now) = state.store.nodes().await?;
+    let stale_ms = 3 * state.config.lease().as_millis() as i64;
+    let mut nodes = Vec::with_capacity(registered.len());
+    for n in registered {
+        let this_node = n.node_id == here;
+        let live = this_node || now - n.heartbeat_ms <= stale_ms;
+        let theirs: Vec<DeviceInfo> = serde_json::from_value(n.devices).unwrap_or_default();
+        nodes.push(NodeView {
+            node: n.node_id,
+            advertise_url: n.advertise_url,
+            version: n.version,
+            started: rfc3339(n.started_ms),
+            last_heartbeat_seconds: (now - n.heartbeat_ms).max(0) as f64 / 1000.0,
+            live,
+            this_node,
+            devices: if this_node {
+                devices.len()
+            } else {
+                theirs.len()
+            },
+        });
+        if live && !this_node {
+            devices.extend(theirs);
+        }
+    }
+    Ok(Json(DeviceList { devices, nodes }))
 }
 
 /// Device time used: the caller's own, or every tenant's for an admin key.

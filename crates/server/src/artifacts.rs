@@ -235,6 +235,162 @@ impl Artifacts {
             })
     }
 
+    /// Uploads `files` (under `data_dir`: SRS files, proving keys) that the bucket does not
+    /// have yet, to `{prefix}/data/` with the same relative paths, so that nodes started
+    /// later need not generate them. Returns how many were uploaded. Nothing to do without a
+    /// bucket.
+    pub async fn push_data(
+        &self,
+        data_dir: &Path,
+        files: &[PathBuf],
+    ) -> Result<usize, ArtifactError> {
+        use tokio::io::AsyncWriteExt;
+        let Self::Bucket {
+            store,
+            bucket_url,
+            prefix,
+            ..
+        } = self
+        else {
+            return Ok(0);
+        };
+        let mut pushed = 0;
+        for file in files {
+            let Some(key) = file
+                .strip_prefix(data_dir)
+                .ok()
+                .and_then(|rel| data_key(prefix, rel))
+            else {
+                continue;
+            };
+            let location = format!("{bucket_url}/{key}");
+            let object_err = |source| ArtifactError::Object {
+                location: location.clone(),
+                source,
+            };
+            match store.head(&key).await {
+                Ok(_) => continue,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(object_err(e)),
+            }
+            let io_err = |source| ArtifactError::Io {
+                path: file.display().to_string(),
+                source,
+            };
+            let mut reader = tokio::fs::File::open(file).await.map_err(io_err)?;
+            // Multipart for large files (an aggregation's proving key is GBs).
+            let mut writer = object_store::buffered::BufWriter::new(store.clone(), key.clone());
+            let copied = tokio::io::copy(&mut reader, &mut writer).await;
+            if let Err(e) = copied {
+                let _ = writer.abort().await;
+                return Err(io_err(e));
+            }
+            writer.shutdown().await.map_err(io_err)?;
+            tracing::info!(file = %file.display(), %location, "shared with the cluster");
+            pushed += 1;
+        }
+        Ok(pushed)
+    }
+
+    /// Downloads the SRS files and proving keys the bucket has (`{prefix}/data/`) and
+    /// `data_dir` lacks, each atomically (a key directory only once both its files are
+    /// there). Returns how many files were downloaded.
+    pub async fn pull_data(&self, data_dir: &Path) -> Result<usize, ArtifactError> {
+        use futures_util::TryStreamExt;
+        let Self::Bucket {
+            store,
+            bucket_url,
+            prefix,
+            ..
+        } = self
+        else {
+            return Ok(0);
+        };
+        let root = prefix.child("data");
+        let object_err = |source| ArtifactError::Object {
+            location: format!("{bucket_url}/{root}"),
+            source,
+        };
+        let objects: Vec<object_store::ObjectMeta> = store
+            .list(Some(&root))
+            .try_collect()
+            .await
+            .map_err(object_err)?;
+        let relative = |meta: &object_store::ObjectMeta| -> Option<Vec<String>> {
+            let parts: Vec<String> = meta
+                .location
+                .prefix_match(&root)?
+                .map(|p| p.as_ref().to_owned())
+                .collect();
+            parts
+                .iter()
+                .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains(['/', '\\']))
+                .then_some(parts)
+        };
+        let mut srs = Vec::new();
+        let mut keys: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for meta in &objects {
+            match relative(meta).as_deref() {
+                Some([dir, name])
+                    if dir == "srs" && name.starts_with("kzg_bn254_") && name.ends_with(".srs") =>
+                {
+                    srs.push(name.clone());
+                }
+                Some([dir, circuit, id, name]) if dir == "keys" => {
+                    keys.entry((circuit.clone(), id.clone()))
+                        .or_default()
+                        .push(name.clone());
+                }
+                _ => {}
+            }
+        }
+        let mut pulled = 0;
+        for name in srs {
+            let target = data_dir.join("srs").join(&name);
+            if !target.exists() {
+                let key = root.child("srs").child(name.as_str());
+                download(store.as_ref(), bucket_url, &key, &target).await?;
+                pulled += 1;
+            }
+        }
+        for ((circuit, id), names) in keys {
+            let target = data_dir.join("keys").join(&circuit).join(&id);
+            let complete = ["pk.bin", "meta.json"]
+                .iter()
+                .all(|f| names.iter().any(|n| n == f));
+            if target.exists() || !complete {
+                continue;
+            }
+            let staging = data_dir
+                .join("keys")
+                .join(&circuit)
+                .join(format!(".{id}.pull"));
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            for file in ["pk.bin", "meta.json"] {
+                let key = root
+                    .child("keys")
+                    .child(circuit.as_str())
+                    .child(id.as_str())
+                    .child(file);
+                download(store.as_ref(), bucket_url, &key, &staging.join(file)).await?;
+                pulled += 1;
+            }
+            tokio::fs::rename(&staging, &target)
+                .await
+                .map_err(|source| ArtifactError::Io {
+                    path: target.display().to_string(),
+                    source,
+                })?;
+            tracing::info!(keys = %target.display(), "proving keys fetched from the cluster's bucket");
+        }
+        Ok(pulled)
+    }
+
+    /// Whether this is a bucket (shared by a cluster's nodes).
+    pub fn is_bucket(&self) -> bool {
+        matches!(self, Self::Bucket { .. })
+    }
+
     /// Where proofs go, in words (for the start-up log).
     pub fn describe(&self) -> String {
         match self {
@@ -244,6 +400,54 @@ impl Artifacts {
             } => format!("{bucket_url}/{prefix}"),
         }
     }
+}
+
+/// The object key of `rel` (a path under the data directory) under `{prefix}/data/`.
+fn data_key(prefix: &ObjectPath, rel: &Path) -> Option<ObjectPath> {
+    let mut key = prefix.child("data");
+    for part in rel.components() {
+        match part {
+            std::path::Component::Normal(name) => key = key.child(name.to_str()?),
+            _ => return None,
+        }
+    }
+    Some(key)
+}
+
+/// Streams the object `key` into `target` (temporary file, fsync, rename).
+async fn download(
+    store: &dyn ObjectStore,
+    bucket_url: &str,
+    key: &ObjectPath,
+    target: &Path,
+) -> Result<(), ArtifactError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let location = format!("{bucket_url}/{key}");
+    let object_err = |source| ArtifactError::Object {
+        location: location.clone(),
+        source,
+    };
+    let io_err = |source| ArtifactError::Io {
+        path: target.display().to_string(),
+        source,
+    };
+    if let Some(dir) = target.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
+    }
+    let tmp = target.with_extension("pull-tmp");
+    let mut file = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
+    let mut stream = store.get(key).await.map_err(object_err)?.into_stream();
+    while let Some(chunk) = stream.next().await {
+        file.write_all(&chunk.map_err(object_err)?)
+            .await
+            .map_err(io_err)?;
+    }
+    file.sync_all().await.map_err(io_err)?;
+    drop(file);
+    tokio::fs::rename(&tmp, target).await.map_err(io_err)?;
+    tracing::info!(%location, file = %target.display(), "fetched from the cluster's bucket");
+    Ok(())
 }
 
 /// Writes `dir/name` durably; returns its path.

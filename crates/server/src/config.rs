@@ -45,8 +45,29 @@ pub struct Config {
     pub listen: SocketAddr,
     /// SRS files and proving keys (`{data_dir}/srs`, `{data_dir}/keys`).
     pub data_dir: PathBuf,
-    /// The SQLite job database; default `{data_dir}/jobs.db`.
+    /// The SQLite job database; default `{data_dir}/jobs.db`. Unused with `database_url`.
     pub database: Option<PathBuf>,
+    /// A PostgreSQL job database shared by the nodes of a cluster,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (env `PROOFMILL_DATABASE_URL` overrides
+    /// it, so the password can stay out of the file).
+    pub database_url: Option<String>,
+    /// This node's name in the cluster: what jobs' `node`, the attempt history, `/v1/devices`
+    /// and the metrics call it. Default: the host name (env `PROOFMILL_NODE_ID` overrides it).
+    /// Two live nodes must not share one.
+    pub node_id: Option<String>,
+    /// Where other nodes and operators reach this node's API, shown in `/v1/devices` (env
+    /// `PROOFMILL_ADVERTISE_URL` overrides it).
+    pub advertise_url: Option<String>,
+    /// Seconds a claimed job's lease lasts without a heartbeat; heartbeats come every third
+    /// of it. A node that stops heartbeating (crash, partition) loses its jobs to the other
+    /// nodes after this long. Liveness comes from heartbeats only: a proof may run for hours.
+    pub lease_secs: u64,
+    /// Retryable failures after which a job is given up and dead-lettered (its attempt
+    /// history kept). Lease expiries and shutdowns do not count.
+    pub max_attempts: u32,
+    /// A TOML file of `[[tenants]]` entries added to `tenants` (e.g. mounted from a
+    /// Kubernetes Secret, so that key hashes stay out of the main file).
+    pub tenants_file: Option<PathBuf>,
     /// Where finished proofs are written; default `{data_dir}/proofs`. Unused when
     /// `artifacts_url` names a bucket.
     pub proofs_dir: Option<PathBuf>,
@@ -102,6 +123,12 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("proofmill-data"),
             database: None,
+            database_url: None,
+            node_id: None,
+            advertise_url: None,
+            lease_secs: 30,
+            max_attempts: 3,
+            tenants_file: None,
             proofs_dir: None,
             artifacts_url: None,
             artifacts_options: BTreeMap::new(),
@@ -123,12 +150,52 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let mut config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        if let Some(file) = config.tenants_file.clone() {
+            let file = if file.is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(file)
+            } else {
+                file
+            };
+            config.tenants.extend(load_tenants(&file)?);
+        }
         config.check()?;
         Ok(config)
+    }
+
+    /// Applies `PROOFMILL_DATABASE_URL`, `PROOFMILL_NODE_ID` and `PROOFMILL_ADVERTISE_URL`
+    /// (secrets and per-pod values that do not belong in a shared file).
+    pub fn apply_env(&mut self) {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(url) = var("PROOFMILL_DATABASE_URL") {
+            self.database_url = Some(url);
+        }
+        if let Some(node) = var("PROOFMILL_NODE_ID") {
+            self.node_id = Some(node);
+        }
+        if let Some(url) = var("PROOFMILL_ADVERTISE_URL") {
+            self.advertise_url = Some(url);
+        }
+    }
+
+    /// This node's id: `node_id`, else the host name, else `proofmill`.
+    pub fn node(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "proofmill".to_owned())
+        })
+    }
+
+    /// How long a lease lasts without a heartbeat.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
     }
 
     /// Checks values that parse but cannot work.
@@ -137,6 +204,32 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "cpu_workers is 0 and gpu_workers is false: at least one worker is needed to run jobs".into(),
             ));
+        }
+        if self.lease_secs < 3 {
+            return Err(ConfigError::Invalid(format!(
+                "lease_secs is {}: at least 3 (heartbeats come every third of it)",
+                self.lease_secs
+            )));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "max_attempts is 0: at least 1 is needed to run a job".into(),
+            ));
+        }
+        if let Some(node) = &self.node_id {
+            if node.is_empty() || node.len() > 64 || node.chars().any(|c| c.is_control()) {
+                return Err(ConfigError::Invalid(format!(
+                    "node_id {node:?}: 1 to 64 printable characters"
+                )));
+            }
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url {:?}: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                    crate::store::redact_url(url)
+                )));
+            }
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(format!(
@@ -182,6 +275,25 @@ impl Config {
     }
 }
 
+/// The `[[tenants]]` of a tenants file.
+fn load_tenants(path: &Path) -> Result<Vec<TenantConfig>, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TenantsFile {
+        #[serde(default)]
+        tenants: Vec<TenantConfig>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file: TenantsFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(file.tenants)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +323,44 @@ mod tests {
         assert!(err.contains("at least one worker"), "{err}");
         // The engine comes from --backend, never from the file.
         assert!(toml::from_str::<Config>("engine = \"cpu\"").is_err());
+    }
+
+    #[test]
+    fn cluster_keys_are_checked_and_tenants_come_from_their_file() {
+        let c: Config = toml::from_str("database_url = \"mysql://u:secret@h/db\"").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains("secret"),
+            "{err}"
+        );
+        let c: Config = toml::from_str("lease_secs = 1").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("lease_secs"));
+        let c: Config = toml::from_str("max_attempts = 0").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("max_attempts"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let hash = "ab".repeat(32);
+        std::fs::write(
+            dir.path().join("tenants.toml"),
+            format!("[[tenants]]\nname = \"b\"\nkey_sha256 = \"{hash}\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("main.toml"),
+            format!("tenants_file = \"tenants.toml\"\n[[tenants]]\nname = \"a\"\nkey_sha256 = \"{hash}\"\n"),
+        )
+        .unwrap();
+        let c = Config::load(&dir.path().join("main.toml")).unwrap();
+        let names: Vec<&str> = c.tenants.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        std::fs::write(
+            dir.path().join("tenants.toml"),
+            "[[tenants]]\nnme = \"x\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&dir.path().join("main.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tenants.toml") && err.contains("nme"), "{err}");
     }
 }

@@ -2,10 +2,10 @@
 //! it has and what it is doing. The host CPU (one entry per CPU worker) and every GPU the
 //! accel crate's inventory found, with live NVML telemetry for GPUs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of device proves on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// The host CPU (all cores, via rayon).
@@ -25,10 +25,13 @@ impl DeviceKind {
 }
 
 /// One device, with live telemetry where the device reports it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceInfo {
-    /// Stable id (`cpu0`, `gpu0`, ...): what jobs' `device` field names.
+    /// Stable id on its node (`cpu0`, `gpu0`, ...): what jobs' `device` field names.
     pub id: String,
+    /// The node it belongs to (its `node_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Marketing name (`AMD EPYC ...`, `NVIDIA H100 80GB HBM3`).
     pub name: String,
     /// CPU or GPU.
@@ -46,22 +49,29 @@ pub struct DeviceInfo {
     /// Watts drawn.
     pub power_w: Option<f64>,
     /// The GPU's NVML UUID (telemetry is read by it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
     /// Whether jobs may be placed on it.
     pub usable: bool,
     /// Why not, when unusable.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The jobs it holds now: the one proving, then one whose witness is being prepared.
     pub jobs: Vec<String>,
 }
 
 impl DeviceInfo {
+    /// The same device, marked as `node`'s.
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.node = Some(node.to_owned());
+        self
+    }
+
     /// The host CPU as worker `index`.
     pub fn cpu(index: usize) -> Self {
         let mut info = Self {
             id: format!("cpu{index}"),
+            node: None,
             name: cpu_model().unwrap_or_else(|| "CPU".to_owned()),
             kind: DeviceKind::Cpu,
             cores: std::thread::available_parallelism()
@@ -87,6 +97,7 @@ impl DeviceInfo {
         let reason = reason.or_else(|| gpu.unusable_reason.clone());
         let mut info = Self {
             id: format!("gpu{}", gpu.index),
+            node: None,
             name: gpu.name.clone(),
             kind: DeviceKind::Gpu,
             cores: None,

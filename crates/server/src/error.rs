@@ -166,7 +166,15 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.to_string())
+        if e.is_unavailable() {
+            // Worth retrying: the database is restarting or unreachable.
+            tracing::warn!(error = %e, "job database unavailable");
+            Self::Unavailable(format!(
+                "the job database is unavailable ({e}); retry shortly"
+            ))
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 

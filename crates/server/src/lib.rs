@@ -1,5 +1,6 @@
-//! proofmill's job server: the HTTP API (axum), the job store (SQLite via sqlx), the
-//! scheduler and the device workers, tenants and their API keys, and Prometheus metrics.
+//! proofmill's job server: the HTTP API (axum), the job store (SQLite, or PostgreSQL shared
+//! by the nodes of a cluster, via sqlx), the scheduler and the device workers, tenants and
+//! their API keys, and Prometheus metrics.
 //!
 //! Data flows one way: request -> [`JobStore`] -> [`Scheduler`] -> [`Worker`] ->
 //! `proofmill_prover::Prover` -> proof file -> response. The server knows nothing of curves
@@ -37,7 +38,7 @@ pub use auth::{Caller, KeyRing};
 pub use config::{Config, ConfigError};
 pub use devices::{DeviceInfo, DeviceKind};
 pub use error::ApiError;
-pub use scheduler::Scheduler;
+pub use scheduler::{NodeSettings, Scheduler};
 pub use store::{JobStatus, JobStore, StoreError};
 pub use worker::Worker;
 
@@ -150,7 +151,7 @@ fn spawn_gpu_workers(
         };
         match ready {
             Ok(pool) => {
-                let device = DeviceInfo::gpu(gpu, None);
+                let device = DeviceInfo::gpu(gpu, None).on_node(&config.node());
                 tracing::info!(device = %device.id, name = %device.name, engine = %pool.accelerator().backend().description(), "GPU worker started");
                 workers.push(Arc::new(Worker::spawn(
                     device,
@@ -181,9 +182,18 @@ fn spawn_gpu_workers(
     Ok((workers, None))
 }
 
-/// Opens the store, re-queues what a crash left running, starts one worker per device and
-/// serves the API on `listener` until `shutdown` resolves; then stops accepting, lets running
-/// jobs finish within the grace period (re-queueing the rest) and returns.
+/// The job store the configuration names: PostgreSQL at `database_url`, else the SQLite file.
+pub async fn open_store(config: &Config) -> Result<JobStore, StoreError> {
+    match &config.database_url {
+        Some(url) => JobStore::connect(url).await,
+        None => JobStore::open(&config.database_path()).await,
+    }
+}
+
+/// Opens the store, re-queues what this node left running when it stopped, registers the
+/// node, starts one worker per device and serves the API on `listener` until `shutdown`
+/// resolves; then stops accepting, lets running jobs finish within the grace period
+/// (re-queueing the rest), leaves the cluster and returns.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -191,7 +201,8 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     config.check()?;
     let config = Arc::new(config);
-    let store = JobStore::open(&config.database_path()).await?;
+    let node = config.node();
+    let store = open_store(&config).await?;
     let keys = KeyRing::load(config.clone(), store.clone())
         .await
         .map_err(|e| ServerError::Keys(e.to_string()))?;
@@ -203,7 +214,10 @@ pub async fn run(
         tracing::warn!(%addr, "no API keys configured: open to loopback callers as tenant `default`");
     }
     let requeued = store
-        .requeue_running("re-queued at start: the server stopped while it ran")
+        .requeue_node(
+            &node,
+            &format!("re-queued at start: node {node} stopped while it ran"),
+        )
         .await?;
     if requeued > 0 {
         tracing::warn!(
@@ -217,6 +231,21 @@ pub async fn run(
     });
     artifacts.check().await?;
     tracing::info!(proofs = %artifacts.describe(), "proof store");
+    if artifacts.is_bucket() {
+        // SRS files and proving keys other nodes made: fetched, not generated again.
+        let started = Instant::now();
+        match artifacts.pull_data(&config.data_dir).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                files = n,
+                seconds = started.elapsed().as_secs(),
+                "SRS files and keys fetched from the bucket"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fetch SRS files and keys from the bucket; they will be generated as needed")
+            }
+        }
+    }
 
     let prover = Arc::new(Prover::new(&config.data_dir));
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -227,7 +256,7 @@ pub async fn run(
     }
     workers.extend(gpu_workers);
     for i in 0..config.cpu_workers {
-        let device = DeviceInfo::cpu(i);
+        let device = DeviceInfo::cpu(i).on_node(&node);
         tracing::info!(device = %device.id, name = %device.name, cores = ?device.cores, "worker started");
         workers.push(Arc::new(Worker::spawn(
             device,
@@ -243,8 +272,28 @@ pub async fn run(
         )));
     }
     drop(events_tx);
-    let scheduler = Scheduler::new(store.clone(), workers, artifacts.clone());
+    let settings = NodeSettings {
+        node: node.clone(),
+        lease: config.lease(),
+        max_attempts: config.max_attempts,
+        data_dir: config.data_dir.clone(),
+    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        workers,
+        artifacts.clone(),
+        settings,
+        prover.clone(),
+    );
+    store
+        .register_node(
+            &node,
+            config.advertise_url.as_deref(),
+            &scheduler.devices_json(),
+        )
+        .await?;
     let scheduling = tokio::spawn(scheduler.clone().run(events_rx));
+    let heartbeat = tokio::spawn(scheduler.clone().heartbeat());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState {
@@ -258,7 +307,7 @@ pub async fn run(
         shutdown: stop_rx,
         started: Instant::now(),
     };
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), database = %config.database_path().display(), "proofmill serving");
+    tracing::info!(%addr, %node, data_dir = %config.data_dir.display(), database = %store.describe(), "proofmill serving");
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -268,6 +317,10 @@ pub async fn run(
         .await;
     let drained = scheduler.drain(config.shutdown_grace()).await;
     scheduling.abort();
+    heartbeat.abort();
+    if let Err(e) = store.deregister_node(&node).await {
+        tracing::warn!(error = %e, "could not leave the cluster's node list");
+    }
     store.close().await;
     served?;
     drained?;
@@ -287,7 +340,7 @@ pub async fn add_api_key(
             "tenant name {tenant:?}: 1 to 64 printable characters"
         )));
     }
-    let store = JobStore::open(&config.database_path()).await?;
+    let store = open_store(config).await?;
     let key = auth::new_key();
     store
         .add_api_key(tenant, &auth::hash_key(&key), admin)
@@ -298,7 +351,7 @@ pub async fn add_api_key(
 
 /// Device time per tenant, from the job database.
 pub async fn usage_report(config: &Config) -> Result<Vec<store::UsageRow>, ServerError> {
-    let store = JobStore::open(&config.database_path()).await?;
+    let store = open_store(config).await?;
     let rows = store.usage(None).await?;
     store.close().await;
     Ok(rows)

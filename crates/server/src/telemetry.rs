@@ -61,6 +61,14 @@ fn describe() {
         "proofmill_device_seconds_total",
         "Device time used by jobs, per device"
     );
+    describe_counter!(
+        "proofmill_leases_expired_total",
+        "Running jobs re-queued because their node stopped renewing the lease, by that node"
+    );
+    describe_counter!(
+        "proofmill_jobs_dead_lettered_total",
+        "Jobs given up after max_attempts retryable failures"
+    );
     describe_gauge!("proofmill_device_utilization", "Busy fraction 0..1");
     describe_gauge!(
         "proofmill_device_memory_total_bytes",
@@ -97,6 +105,7 @@ pub async fn refresh(state: &AppState) {
         let labels = [
             ("device", info.id.clone()),
             ("kind", info.kind.as_str().to_owned()),
+            ("node", info.node.clone().unwrap_or_default()),
         ];
         if let Some(u) = info.utilization {
             metrics::gauge!("proofmill_device_utilization", &labels).set(u);
