@@ -316,6 +316,18 @@ where
         )
         .await
         .unwrap());
+    // A cancel asked for while its node was gone: the expired lease does not put the job
+    // back in the queue, it ends it.
+    add(&api_node, "c3").await;
+    claim_expired(&worker_node, "c3", "w").await;
+    api_node.cancel("c3").await.unwrap();
+    assert_eq!(api_node.reap_expired().await.unwrap().len(), 1);
+    let job = api_node.get("c3").await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled, "{job:?}");
+    assert_eq!(
+        worker_node.claim("c3", "w", "cpu0", LEASE).await.unwrap(),
+        None
+    );
     // A queued job is cancelled at once.
     add(&api_node, "c2").await;
     let job = api_node.cancel("c2").await.unwrap().unwrap();

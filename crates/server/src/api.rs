@@ -844,29 +844,39 @@ pub async fn job_events(
             }
             let view = match pending {
                 Some(view) => view,
-                None => loop {
-                    let changed = tokio::select! {
-                        changed = changes.recv() => changed,
-                        _ = shutdown.changed() => return None,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => Ok(id.clone()),
-                    };
-                    match changed {
-                        Ok(changed) if changed != id => continue,
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            match state.store.get(&id).await {
-                                Ok(Some(job)) => {
-                                    let view = JobView::of(&job);
-                                    if last.as_ref() == Some(&event_key(&view)) {
-                                        continue;
-                                    }
-                                    break view;
-                                }
-                                _ => return None,
+                None => {
+                    // The poll's deadline outlives the loop's turns: other jobs' changes on a
+                    // busy node must not keep postponing it.
+                    let mut poll = tokio::time::Instant::now() + Duration::from_secs(1);
+                    loop {
+                        let changed = tokio::select! {
+                            changed = changes.recv() => changed,
+                            _ = shutdown.changed() => return None,
+                            () = tokio::time::sleep_until(poll) => {
+                                poll = tokio::time::Instant::now() + Duration::from_secs(1);
+                                Ok(id.clone())
                             }
+                        };
+                        match changed {
+                            Ok(changed) if changed != id => continue,
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                match state.store.get(&id).await {
+                                    Ok(Some(job)) => {
+                                        let view = JobView::of(&job);
+                                        if last.as_ref() == Some(&event_key(&view)) {
+                                            continue;
+                                        }
+                                        break view;
+                                    }
+                                    // The database is restarting: keep the stream, try again.
+                                    Err(e) if e.is_unavailable() => continue,
+                                    _ => return None,
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
-                },
+                }
             };
             let terminal = view.status.is_terminal();
             let key = Some(event_key(&view));

@@ -285,7 +285,10 @@ impl Artifacts {
                 let _ = writer.abort().await;
                 return Err(io_err(e));
             }
-            writer.shutdown().await.map_err(io_err)?;
+            if let Err(e) = writer.shutdown().await {
+                let _ = writer.abort().await;
+                return Err(io_err(e));
+            }
             tracing::info!(file = %file.display(), %location, "shared with the cluster");
             pushed += 1;
         }
@@ -436,16 +439,23 @@ async fn download(
         tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
     }
     let tmp = target.with_extension("pull-tmp");
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
-    let mut stream = store.get(key).await.map_err(object_err)?.into_stream();
-    while let Some(chunk) = stream.next().await {
-        file.write_all(&chunk.map_err(object_err)?)
-            .await
-            .map_err(io_err)?;
+    let written = async {
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
+        let mut stream = store.get(key).await.map_err(object_err)?.into_stream();
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk.map_err(object_err)?)
+                .await
+                .map_err(io_err)?;
+        }
+        file.sync_all().await.map_err(io_err)?;
+        drop(file);
+        tokio::fs::rename(&tmp, target).await.map_err(io_err)
     }
-    file.sync_all().await.map_err(io_err)?;
-    drop(file);
-    tokio::fs::rename(&tmp, target).await.map_err(io_err)?;
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    written?;
     tracing::info!(%location, file = %target.display(), "fetched from the cluster's bucket");
     Ok(())
 }

@@ -285,6 +285,13 @@ pub async fn run(
         settings,
         prover.clone(),
     );
+    let (registered, db_now) = store.nodes().await?;
+    if let Some(other) = registered.iter().find(|n| n.node_id == node) {
+        let silent_ms = db_now - other.heartbeat_ms;
+        if silent_ms < config.lease().as_millis() as i64 {
+            tracing::warn!(%node, seconds_since_heartbeat = silent_ms / 1000, "node id {node} heartbeat {}s ago: if another live node uses it, give each node its own node_id (this start has re-queued that id's running jobs)", silent_ms / 1000);
+        }
+    }
     store
         .register_node(
             &node,

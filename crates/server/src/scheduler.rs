@@ -163,7 +163,16 @@ impl Scheduler {
     pub async fn heartbeat(self) {
         let period = (self.inner.settings.lease / 3).max(Duration::from_millis(500));
         loop {
-            match self.beat().await {
+            // A connection left half-open by a database failover must not stall the
+            // heartbeat past the lease.
+            let beat = tokio::time::timeout(period * 2, self.beat()).await;
+            let beat = beat.unwrap_or_else(|_| {
+                Err(StoreError::Timeout(format!(
+                    "no answer within {:?}",
+                    period * 2
+                )))
+            });
+            match beat {
                 Ok(()) => {
                     if let Ok(mut since) = self.inner.healthy_since.lock() {
                         since.get_or_insert_with(Instant::now);
@@ -383,10 +392,14 @@ impl Scheduler {
             while worker.has_capacity() {
                 let mut placed = false;
                 for job in &queued {
-                    if done.contains(&job.id) {
+                    // A job this node still works on (its lease expired and it was re-queued,
+                    // but the old attempt has not come back yet) is left to other nodes: the
+                    // maps here are per job, so one attempt per job per node.
+                    if done.contains(&job.id) || self.attempt_of(&job.id).is_some() {
                         continue;
                     }
-                    if job.exclude_device.as_deref() == Some(worker.id())
+                    let here = format!("{}/{}", self.inner.settings.node, worker.id());
+                    if job.exclude_device.as_deref() == Some(here.as_str())
                         && self.inner.workers.len() > 1
                     {
                         continue;
@@ -626,10 +639,16 @@ impl Scheduler {
                             .await;
                         match recorded {
                             Ok(()) => break,
-                            Err(e) => {
-                                tracing::error!(job = %job_id, error = %e, "recording the job's outcome failed; retrying");
+                            Err(e) if e.is_unavailable() => {
+                                tracing::error!(job = %job_id, error = %e, "the job database is unavailable: recording the job's outcome again shortly");
                                 tokio::time::sleep(delay).await;
                                 delay = (delay * 2).min(Duration::from_secs(10));
+                            }
+                            Err(e) => {
+                                // Not something waiting cures: let the lease lapse, so that the
+                                // job is re-queued (here or elsewhere) rather than stuck.
+                                tracing::error!(job = %job_id, error = %e, "recording the job's outcome failed; its lease will expire and it will run again");
+                                break;
                             }
                         }
                     }
@@ -767,7 +786,8 @@ impl Scheduler {
                         settings.node
                     )
                 };
-                let exclude = avoid.then_some(device);
+                let excluded = format!("{}/{device}", settings.node);
+                let exclude = avoid.then_some(excluded.as_str());
                 match store
                     .retry(&job.id, attempt, &reason, exclude, settings.max_attempts)
                     .await?

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("job database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database did not answer in time.
+    #[error("job database: {0}")]
+    Timeout(String),
     /// The database URL is not one the store can use.
     #[error("job database URL: {0}")]
     Url(String),
@@ -68,6 +71,7 @@ impl StoreError {
                     // PostgreSQL: admin shutdown, crash shutdown, cannot connect now.
                     .is_some_and(|code| matches!(&*code, "57P01" | "57P02" | "57P03"))
             }
+            Self::Timeout(_) => true,
             _ => false,
         }
     }
@@ -527,7 +531,14 @@ impl JobStore {
                 .map_err(StoreError::from);
             }
             if result.is_ok() {
-                result = insert_in(&mut conn, &job, idempotency.as_ref(), max_outstanding).await;
+                result = insert_in(
+                    &mut conn,
+                    store.backend,
+                    &job,
+                    idempotency.as_ref(),
+                    max_outstanding,
+                )
+                .await;
             }
             let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
             let ended = sqlx::query(end).execute(&mut *conn).await;
@@ -847,6 +858,7 @@ impl JobStore {
             )
             .await?;
         }
+        settle_cancels(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(result)
     }
@@ -876,6 +888,7 @@ impl JobStore {
             )
             .await?;
         }
+        settle_cancels(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(requeued)
     }
@@ -903,6 +916,7 @@ impl JobStore {
             )
             .await?;
         }
+        settle_cancels(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(jobs.len() as u64)
     }
@@ -940,6 +954,7 @@ impl JobStore {
                 node,
             });
         }
+        settle_cancels(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(reaped)
     }
@@ -948,17 +963,18 @@ impl JobStore {
     /// flag at its next heartbeat and stops at the next stage boundary). Returns the job
     /// afterwards.
     pub async fn cancel(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        // One statement, so that a job re-queued meanwhile cannot slip between two.
         sqlx::query(&format!(
-            "UPDATE jobs SET status = 'cancelled', finished_ms = {}, error = 'cancelled by its owner' WHERE id = $1 AND status = 'queued'",
+            "UPDATE jobs SET cancel_requested = 1, \
+             finished_ms = CASE WHEN status = 'queued' THEN {} ELSE finished_ms END, \
+             error = CASE WHEN status = 'queued' THEN 'cancelled by its owner' ELSE error END, \
+             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END \
+             WHERE id = $1 AND status IN ('queued', 'running')",
             self.backend.now()
         ))
         .bind(id)
         .execute(&self.pool)
         .await?;
-        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
         self.get(id).await
     }
 
@@ -1192,6 +1208,22 @@ impl JobStore {
     }
 }
 
+/// A job whose owner asked for a cancel while it ran, and that went back to the queue, is
+/// cancelled rather than run again.
+async fn settle_cancels(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE jobs SET status = 'cancelled', finished_ms = {}, error = 'cancelled by its owner' \
+         WHERE status = 'queued' AND cancel_requested = 1",
+        backend.now()
+    ))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Ends attempt rows of a job that are still open: `attempt`'s, or every open one.
 async fn end_attempts(
     conn: &mut sqlx::AnyConnection,
@@ -1225,6 +1257,7 @@ enum Inserted {
 
 async fn insert_in(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     job: &NewJob,
     idempotency: Option<&(String, String)>,
     max_outstanding: u64,
@@ -1256,7 +1289,10 @@ async fn insert_in(
     if outstanding as u64 >= max_outstanding {
         return Ok(Inserted::TooMany(outstanding as u64));
     }
-    let now = now_ms();
+    // Job times come from the database's clock, as lease times do.
+    let now: i64 = sqlx::query_scalar(&format!("SELECT {}", backend.now()))
+        .fetch_one(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO jobs (id, tenant, kind, circuit, request, priority, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)",
     )
