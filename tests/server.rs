@@ -1060,6 +1060,17 @@ fn spawn_serve(config: &Path) -> ServeProcess {
     ServeProcess { child, url }
 }
 
+/// Sends SIGTERM to a server and asserts that it exits 0 within `timeout`.
+fn terminate(child: &mut Child, timeout: Duration) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = wait_exit(child, timeout);
+    assert!(exit.success(), "{exit:?}");
+}
+
 fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
@@ -1131,13 +1142,7 @@ async fn kill_9_mid_job_then_restart_completes_and_sigterm_drains() {
     })
     .await;
     let started = Instant::now();
-    let term = Command::new("kill")
-        .args(["-TERM", &second.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let exit = wait_exit(&mut second.child, Duration::from_secs(30));
-    assert!(exit.success(), "{exit:?}");
+    terminate(&mut second.child, Duration::from_secs(30));
     assert!(started.elapsed() < Duration::from_secs(20));
     let store = JobStore::open(&dir.path().join("jobs.db")).await.unwrap();
     let left = store.get(&other).await.unwrap().unwrap();
@@ -1676,12 +1681,7 @@ async fn cluster_node_killed_mid_job_its_job_finishes_on_another_after_the_lease
         assert!(start.elapsed() < Duration::from_secs(60), "{body}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &nodes[alive].child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(wait_exit(&mut nodes[alive].child, Duration::from_secs(30)).success());
+    terminate(&mut nodes[alive].child, Duration::from_secs(30));
 }
 
 /// Three nodes under load: PostgreSQL is restarted while jobs prove, then a node holding a
@@ -1752,12 +1752,7 @@ async fn cluster_of_three_survives_postgres_and_node_restarts_under_load() {
     })
     .await;
     let v = names.iter().position(|n| *n == victim).unwrap();
-    let term = Command::new("kill")
-        .args(["-TERM", &nodes[v].child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(wait_exit(&mut nodes[v].child, Duration::from_secs(60)).success());
+    terminate(&mut nodes[v].child, Duration::from_secs(60));
     nodes[v] = spawn_serve(&configs[v]);
     urls[v] = nodes[v].url.clone();
 
@@ -1805,11 +1800,6 @@ async fn cluster_of_three_survives_postgres_and_node_restarts_under_load() {
     let devices = wait_for_cluster(&c, &urls[0], &names).await;
     assert_eq!(devices["nodes"].as_array().unwrap().len(), 3, "{devices}");
     for node in &mut nodes {
-        let term = Command::new("kill")
-            .args(["-TERM", &node.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        assert!(wait_exit(&mut node.child, Duration::from_secs(30)).success());
+        terminate(&mut node.child, Duration::from_secs(30));
     }
 }
