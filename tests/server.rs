@@ -1503,6 +1503,21 @@ async fn a_bucket_outage_keeps_the_proof_on_the_node() {
 /// at a time.
 static PG_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// What a cluster test runs on: exclusive use of the test PostgreSQL server, a fresh database
+/// on it, and a directory for the nodes' files. `None` (after a loud notice) without a server.
+async fn cluster_setup(
+    test: &str,
+) -> Option<(
+    tokio::sync::MutexGuard<'static, ()>,
+    String,
+    tempfile::TempDir,
+)> {
+    let admin = pg::admin_url(test)?;
+    let exclusive = PG_SERVER.lock().await;
+    let url = pg::fresh_database(&admin, "pm_cluster").await;
+    Some((exclusive, url, tempfile::tempdir().unwrap()))
+}
+
 /// A cluster node's configuration file in `dir`: the shared database, the shared proofs
 /// directory, a short lease.
 fn node_config(dir: &Path, database_url: &str, node: &str, lease_secs: u64) -> PathBuf {
@@ -1585,12 +1600,9 @@ fn attempts_of(view: &Value) -> Vec<(String, String)> {
 /// the history saying what happened. The dead node drops out of the device list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_node_killed_mid_job_its_job_finishes_on_another_after_the_lease() {
-    let Some(admin) = pg::admin_url("cluster_node_killed_mid_job") else {
+    let Some((_exclusive, url, dir)) = cluster_setup("cluster_node_killed_mid_job").await else {
         return;
     };
-    let _exclusive = PG_SERVER.lock().await;
-    let url = pg::fresh_database(&admin, "pm_cluster").await;
-    let dir = tempfile::tempdir().unwrap();
     let c = Client::new();
     let names = ["node-a", "node-b"];
     let mut nodes: Vec<ServeProcess> = names
@@ -1690,12 +1702,10 @@ async fn cluster_node_killed_mid_job_its_job_finishes_on_another_after_the_lease
 /// once, nothing is lost, and the proofs are served by every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_of_three_survives_postgres_and_node_restarts_under_load() {
-    let Some(admin) = pg::admin_url("cluster_of_three_survives_restarts") else {
+    let Some((_exclusive, url, dir)) = cluster_setup("cluster_of_three_survives_restarts").await
+    else {
         return;
     };
-    let _exclusive = PG_SERVER.lock().await;
-    let url = pg::fresh_database(&admin, "pm_cluster").await;
-    let dir = tempfile::tempdir().unwrap();
     let c = Client::new();
     let names = ["node-a", "node-b", "node-c"];
     let configs: Vec<PathBuf> = names

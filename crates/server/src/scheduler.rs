@@ -275,12 +275,11 @@ impl Scheduler {
             let prover = this.inner.prover.clone();
             let name = circuit.clone();
             let files = tokio::task::spawn_blocking(move || prover.data_files(&name, k)).await;
-            let files = match files {
-                Ok(Ok(files)) => files,
-                Ok(Err(e)) => {
-                    tracing::warn!(%circuit, error = %e, "could not list the files to share");
-                    return;
-                }
+            let files = match files
+                .map_err(|e| e.to_string())
+                .and_then(|listed| listed.map_err(|e| e.to_string()))
+            {
+                Ok(files) => files,
                 Err(e) => {
                     tracing::warn!(%circuit, error = %e, "could not list the files to share");
                     return;
@@ -716,7 +715,9 @@ impl Scheduler {
                         .then_some(JobStatus::Cancelled)
                 } else if job.status.is_terminal() {
                     tracing::info!(job = %job.id, attempt, status = job.status.as_str(), "proof of an attempt whose job already ended: not stored");
-                    store.complete(&job.id, attempt, "").await?;
+                    store
+                        .supersede(&job.id, attempt, "the job already had an outcome")
+                        .await?;
                     None
                 } else {
                     let written = self

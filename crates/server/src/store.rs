@@ -755,6 +755,20 @@ impl JobStore {
         })
     }
 
+    /// Marks `attempt` as superseded: its result came after the job already had one.
+    pub async fn supersede(&self, id: &str, attempt: i64, detail: &str) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        end_attempts(
+            &mut conn,
+            self.backend,
+            id,
+            Some(attempt),
+            "superseded",
+            Some(detail),
+        )
+        .await
+    }
+
     /// Ends a running attempt with a final failure or a cancel. False when `attempt` no
     /// longer holds the job.
     pub async fn finish(
