@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig,
-    PushKernelArg,
+    PinnedHostSlice, PushKernelArg,
 };
 use cudarc::nvrtc::{CompileOptions, Ptx};
 use ff::Field;
@@ -285,9 +285,9 @@ pub struct DeviceTime {
 /// Host<->device copy times of one buffer, measured with CUDA events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransferTime {
-    /// Host (pageable memory, as the backend uses) to device.
+    /// Host (as the backend copies: page-locked staging or pageable memory) to device.
     pub host_to_device: Duration,
-    /// Device to host (pageable memory).
+    /// Device to host (likewise).
     pub device_to_host: Duration,
 }
 
@@ -306,6 +306,11 @@ pub struct CudaBackend {
     /// When set, `msm`/`ntt` record CUDA events (benchmarks only; off by default).
     timing: AtomicBool,
     last_time: Mutex<Option<DeviceTime>>,
+    /// Page-locked host buffer that scalars and NTT data are copied through (grown on
+    /// demand up to [`STAGING_MAX_WORDS`]); `None` until first used or when disabled.
+    staging: Mutex<Option<PinnedHostSlice<u32>>>,
+    /// Copies go through page-locked staging (false with [`CUDA_PAGEABLE_ENV`]=1).
+    pinned: bool,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -319,6 +324,12 @@ impl std::fmt::Debug for CudaBackend {
 }
 
 const THREADS: u32 = 256;
+/// Largest page-locked staging buffer kept per GPU, in u32 words (1 GiB). Larger copies go
+/// through pageable memory.
+const STAGING_MAX_WORDS: usize = 1 << 28;
+/// Set to `1` to copy through pageable host memory only, as before page-locked staging
+/// (to compare the two, or where page-locked memory is scarce).
+pub const CUDA_PAGEABLE_ENV: &str = "PROOFMILL_CUDA_PAGEABLE";
 /// Largest log2 block of the shared-memory NTT stages (must match NTT_SHARED_LOG).
 const NTT_SHARED_LOG: u32 = 10;
 /// Must match REDUCE_THREADS in msm.cu.
@@ -385,6 +396,8 @@ impl CudaBackend {
             exec: Mutex::new(()),
             timing: AtomicBool::new(false),
             last_time: Mutex::new(None),
+            staging: Mutex::new(None),
+            pinned: !std::env::var(CUDA_PAGEABLE_ENV).is_ok_and(|v| v == "1"),
         })
     }
 
@@ -403,9 +416,10 @@ impl CudaBackend {
         self.last_time.lock().ok().and_then(|t| *t)
     }
 
-    /// Copies `data` to the device and back with this backend's stream and memory kind
-    /// (pageable host memory) and times both copies with CUDA events. The round trip is
-    /// checked: a mismatch is an error.
+    /// Copies `data` to the device and back the way this backend moves data (through its
+    /// page-locked staging buffer, or pageable memory with [`CUDA_PAGEABLE_ENV`]=1) and
+    /// times both copies with CUDA events. The round trip is checked: a mismatch is an
+    /// error.
     pub fn measure_transfer(&self, data: &[u32]) -> Result<TransferTime, AccelError> {
         let event = |op| {
             self.stream
@@ -413,15 +427,55 @@ impl CudaBackend {
                 .map_err(driver_err(op))
         };
         let _guard = self.exec.lock();
-        let e0 = event("event record")?;
-        let device = self.upload(data)?;
+        // The host-side fill stays outside the events, as in `msm` and `ntt`.
+        let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        let staging = self.staging(&mut slot, data.len())?;
+        let pinned = staging.is_some();
+        let e0;
+        let device = match staging {
+            Some(host) => {
+                host.copy_from_slice(data);
+                e0 = event("event record")?;
+                // SAFETY: u32 has no invalid bit patterns; the copy writes every word.
+                let mut device = unsafe { self.stream.alloc::<u32>(data.len()) }
+                    .map_err(driver_err("device allocation"))?;
+                self.stream
+                    .memcpy_htod(&*host, &mut device)
+                    .map_err(driver_err("copy to device"))?;
+                device
+            }
+            None => {
+                e0 = event("event record")?;
+                self.upload(data)?
+            }
+        };
         let e1 = event("event record")?;
-        let back = self
-            .stream
-            .clone_dtoh(&device)
-            .map_err(driver_err("copy from device"))?;
-        let e2 = event("event record")?;
-        if back.as_slice() != data {
+        // Each event is recorded right after its copy is queued, and the host-side work
+        // between copies (clearing the staging buffer, comparing) stays outside them.
+        let (d0, d1, same) = match self.staging(&mut slot, data.len())?.filter(|_| pinned) {
+            Some(host) => {
+                host.fill(0);
+                let d0 = event("event record")?;
+                self.stream
+                    .memcpy_dtoh(&device, &mut *host)
+                    .map_err(driver_err("copy from device"))?;
+                let d1 = event("event record")?;
+                self.stream
+                    .synchronize()
+                    .map_err(driver_err("stream synchronize"))?;
+                (d0, d1, &*host == data)
+            }
+            None => {
+                let d0 = event("event record")?;
+                let back = self
+                    .stream
+                    .clone_dtoh(&device)
+                    .map_err(driver_err("copy from device"))?;
+                // A copy into pageable memory returns when done: its page faults count.
+                (d0, event("event record")?, back.as_slice() == data)
+            }
+        };
+        if !same {
             return Err(AccelError::InvalidDeviceResult {
                 what: "transfer round trip",
             });
@@ -433,7 +487,7 @@ impl CudaBackend {
         };
         Ok(TransferTime {
             host_to_device: elapsed(&e0, &e1)?,
-            device_to_host: elapsed(&e1, &e2)?,
+            device_to_host: elapsed(&d0, &d1)?,
         })
     }
 
@@ -481,6 +535,101 @@ impl CudaBackend {
         self.stream
             .clone_htod(words)
             .map_err(driver_err("copy to device"))
+    }
+
+    /// Whether copies go through page-locked staging ([`CUDA_PAGEABLE_ENV`] unset).
+    pub fn pinned_transfers(&self) -> bool {
+        self.pinned
+    }
+
+    /// The staging buffer grown to at least `len` words, or `None` when copies of this size
+    /// go through pageable memory (disabled, over [`STAGING_MAX_WORDS`], or page-locked
+    /// memory could not be had). The stream is idle on return, so no copy still reads or
+    /// writes the buffer and the host may use it.
+    fn staging<'a>(
+        &self,
+        slot: &'a mut Option<PinnedHostSlice<u32>>,
+        len: usize,
+    ) -> Result<Option<&'a mut [u32]>, AccelError> {
+        if !self.pinned || len == 0 || len > STAGING_MAX_WORDS {
+            return Ok(None);
+        }
+        self.stream
+            .synchronize()
+            .map_err(driver_err("stream synchronize"))?;
+        if slot.as_ref().is_none_or(|b| b.len() < len) {
+            *slot = None; // free the smaller buffer first
+            let cap = len.next_power_of_two().min(STAGING_MAX_WORDS);
+            // Flags 0: cached, not write-combined, as the host reads results back from it.
+            // SAFETY: the buffer is zeroed below before any read.
+            match unsafe { self.stream.context().alloc_pinned_with_flags::<u32>(cap, 0) } {
+                Ok(mut buf) => {
+                    buf.as_mut_slice()
+                        .map_err(driver_err("staging buffer"))?
+                        .fill(0);
+                    *slot = Some(buf);
+                }
+                Err(_) => return Ok(None), // no page-locked memory: copy from pageable
+            }
+        }
+        match slot {
+            Some(buf) => Ok(Some(
+                &mut buf.as_mut_slice().map_err(driver_err("staging buffer"))?[..len],
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A new device buffer of `len` words written by `fill`, copied through the staging
+    /// buffer (or a pageable `Vec` when there is none), and the timing mark recorded after
+    /// the host-side fill, just before the copy.
+    fn upload_filled(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u32]),
+    ) -> Result<(CudaSlice<u32>, Option<CudaEvent>), AccelError> {
+        let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(host) = self.staging(&mut slot, len)? else {
+            let mut words = vec![0; len];
+            fill(&mut words);
+            let mark = self.mark();
+            return Ok((self.upload(&words)?, mark));
+        };
+        fill(host);
+        let mark = self.mark();
+        // SAFETY: u32 has no invalid bit patterns, and the copy below writes all `len` words
+        // before any kernel reads them (same stream).
+        let mut device =
+            unsafe { self.stream.alloc::<u32>(len) }.map_err(driver_err("device allocation"))?;
+        self.stream
+            .memcpy_htod(&*host, &mut device)
+            .map_err(driver_err("copy to device"))?;
+        Ok((device, mark))
+    }
+
+    /// Copies `device` back and hands its words to `read`, through the staging buffer (or a
+    /// pageable `Vec` when there is none).
+    fn download_with<R>(
+        &self,
+        device: &CudaSlice<u32>,
+        read: impl FnOnce(&[u32]) -> R,
+    ) -> Result<R, AccelError> {
+        let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(host) = self.staging(&mut slot, device.len())? else {
+            let words = self
+                .stream
+                .clone_dtoh(device)
+                .map_err(driver_err("copy from device"))?;
+            return Ok(read(&words));
+        };
+        self.stream
+            .memcpy_dtoh(device, &mut *host)
+            .map_err(driver_err("copy from device"))?;
+        // The copy into page-locked memory is asynchronous: wait for it before reading.
+        self.stream
+            .synchronize()
+            .map_err(driver_err("stream synchronize"))?;
+        Ok(read(host))
     }
 
     /// Launches `msm_scan`: `offsets[0..=len]` = exclusive prefix sums of `counts[0..len]`.
@@ -546,8 +695,9 @@ impl CudaBackend {
         let n = 1usize << log_n;
         let batch = values.len() / n;
         let inverse = cfg.direction == NttDirection::Inverse;
-        let m0 = self.mark();
-        let mut data = self.upload(&layout::fr_to_words(values))?;
+        let (mut data, m0) = self.upload_filled(values.len() * layout::FIELD_WORDS, |w| {
+            layout::fr_words_into(values, w)
+        })?;
         let m1 = self.mark();
         if let (false, Some(g)) = (inverse, cfg.coset) {
             self.scale(&mut data, log_n, batch, g, Fr::ONE)?;
@@ -587,15 +737,12 @@ impl CudaBackend {
             self.scale(&mut data, log_n, batch, g_inv, n_inv)?;
         }
         let m2 = self.mark();
-        let out = self
-            .stream
-            .clone_dtoh(&data)
-            .map_err(driver_err("copy from device"))?;
-        let m3 = self.mark();
+        let mut m3 = None;
+        self.download_with(&data, |words| {
+            m3 = self.mark();
+            layout::words_into_fr(words, values)
+        })??;
         self.store_device_time([m0, m1, m2, m3], true);
-        for (v, r) in values.iter_mut().zip(layout::words_to_fr(&out)?) {
-            *v = r;
-        }
         Ok(())
     }
 }
@@ -650,13 +797,13 @@ impl Backend for CudaBackend {
         let shape = layout::MsmShape::new(n, cfg.window_bits);
         let (c, windows, nb) = (shape.c, shape.windows, shape.buckets_per_window);
         let total = shape.total_buckets();
-        let words = layout::scalars_to_words(scalars);
         let (n32, c32, w32, nb32, total32) =
             (n as u32, c as u32, windows as u32, nb as u32, total as u32);
         let k = &self.kernels;
         let _guard = self.exec.lock();
-        let m0 = self.mark();
-        let d_scalars = self.upload(&words)?;
+        let (d_scalars, m0) = self.upload_filled(n * layout::FIELD_WORDS, |w| {
+            layout::scalar_words_into(scalars, w)
+        })?;
         let mut counts = self.zeros(total)?;
         let mut offsets = self.zeros(total + 1)?;
         let mut cursors = self.zeros(total)?;

@@ -9,6 +9,8 @@ use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
 use halo2curves::serde::SerdeObject;
 use halo2curves::CurveAffine;
 
+use rayon::prelude::*;
+
 use crate::AccelError;
 
 /// Words per Fr / Fp element (eight little-endian u32 limbs).
@@ -91,31 +93,83 @@ fn u32s_to_bytes(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
+/// Elements per rayon task in the host-side conversions below: large enough that a task
+/// outweighs its scheduling, small enough to spread a 2^16 transform over the cores.
+const CONVERT_GRAIN: usize = 1 << 12;
+
+fn write_le_words(bytes: &[u8], out: &mut [u32]) {
+    for (w, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+}
+
+/// Writes `values` in Montgomery form (halo2curves' raw layout), as the NTT kernels read
+/// them, into `out` (`FIELD_WORDS` words per value; `out` may be longer), in parallel.
+pub fn fr_words_into(values: &[Fr], out: &mut [u32]) {
+    out[..values.len() * FIELD_WORDS]
+        .par_chunks_mut(FIELD_WORDS * CONVERT_GRAIN)
+        .zip(values.par_chunks(CONVERT_GRAIN))
+        .for_each(|(out, values)| {
+            for (w, v) in out.chunks_exact_mut(FIELD_WORDS).zip(values) {
+                write_le_words(&v.to_raw_bytes(), w);
+            }
+        });
+}
+
 /// Fr values in Montgomery form (halo2curves' raw layout), as the NTT kernels read them.
 pub fn fr_to_words(values: &[Fr]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(values.len() * FIELD_WORDS);
-    for v in values {
-        push_le_u32s(&v.to_raw_bytes(), &mut out);
-    }
+    let mut out = vec![0; values.len() * FIELD_WORDS];
+    fr_words_into(values, &mut out);
     out
+}
+
+/// The inverse of [`fr_words_into`]: fills `out` from the first `out.len()` values of
+/// `words`, rejecting words that are not a reduced field element.
+pub fn words_into_fr(words: &[u32], out: &mut [Fr]) -> Result<(), AccelError> {
+    if words.len() < out.len() * FIELD_WORDS {
+        return Err(AccelError::InvalidDeviceResult {
+            what: "Fr vector length",
+        });
+    }
+    out.par_chunks_mut(CONVERT_GRAIN)
+        .zip(words.par_chunks(FIELD_WORDS * CONVERT_GRAIN))
+        .try_for_each(|(out, words)| {
+            let mut bytes = [0u8; 32];
+            for (v, w) in out.iter_mut().zip(words.chunks_exact(FIELD_WORDS)) {
+                for (b, w) in bytes.chunks_exact_mut(4).zip(w) {
+                    b.copy_from_slice(&w.to_le_bytes());
+                }
+                *v = Fr::from_raw_bytes(&bytes)
+                    .ok_or(AccelError::InvalidDeviceResult { what: "Fr element" })?;
+            }
+            Ok(())
+        })
 }
 
 /// The inverse of [`fr_to_words`], rejecting words that are not a reduced field element.
 pub fn words_to_fr(words: &[u32]) -> Result<Vec<Fr>, AccelError> {
-    u32s_to_bytes(words)
-        .chunks_exact(32)
-        .map(|c| {
-            Fr::from_raw_bytes(c).ok_or(AccelError::InvalidDeviceResult { what: "Fr element" })
-        })
-        .collect()
+    let mut out = vec![Fr::ZERO; words.len() / FIELD_WORDS];
+    words_into_fr(words, &mut out)?;
+    Ok(out)
+}
+
+/// Writes scalars in canonical form (not Montgomery), as the MSM kernels read them, into
+/// `out` (`FIELD_WORDS` words per scalar; `out` may be longer), in parallel.
+pub fn scalar_words_into(scalars: &[Fr], out: &mut [u32]) {
+    out[..scalars.len() * FIELD_WORDS]
+        .par_chunks_mut(FIELD_WORDS * CONVERT_GRAIN)
+        .zip(scalars.par_chunks(CONVERT_GRAIN))
+        .for_each(|(out, scalars)| {
+            for (w, s) in out.chunks_exact_mut(FIELD_WORDS).zip(scalars) {
+                write_le_words(s.to_repr().as_ref(), w);
+            }
+        });
 }
 
 /// Scalars in canonical form (not Montgomery), as the MSM kernels read them.
 pub fn scalars_to_words(scalars: &[Fr]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(scalars.len() * FIELD_WORDS);
-    for s in scalars {
-        push_le_u32s(s.to_repr().as_ref(), &mut out);
-    }
+    let mut out = vec![0; scalars.len() * FIELD_WORDS];
+    scalar_words_into(scalars, &mut out);
     out
 }
 
@@ -228,5 +282,60 @@ mod tests {
             first,
             (1000 * shape.windows).div_ceil(16) + shape.total_buckets()
         );
+    }
+
+    #[test]
+    fn word_conversions_round_trip_across_task_boundaries() {
+        let mut x = Fr::from(0x1234_5678_9abc_def0u64);
+        for n in [
+            0,
+            1,
+            7,
+            CONVERT_GRAIN,
+            CONVERT_GRAIN + 3,
+            3 * CONVERT_GRAIN - 1,
+        ] {
+            let values: Vec<Fr> = (0..n)
+                .map(|_| {
+                    x = x.square() + Fr::ONE;
+                    x
+                })
+                .collect();
+            let words = fr_to_words(&values);
+            assert_eq!(words.len(), n * FIELD_WORDS);
+            for (v, w) in values.iter().zip(words.chunks_exact(FIELD_WORDS)) {
+                let bytes: Vec<u8> = w.iter().flat_map(|w| w.to_le_bytes()).collect();
+                assert_eq!(bytes, v.to_raw_bytes());
+            }
+            assert_eq!(words_to_fr(&words).unwrap(), values);
+            // A longer buffer (the pinned staging buffer) converts only its prefix.
+            let mut staging = vec![u32::MAX; words.len() + 2 * FIELD_WORDS];
+            fr_words_into(&values, &mut staging);
+            assert_eq!(staging[..words.len()], words[..]);
+            assert!(staging[words.len()..].iter().all(|w| *w == u32::MAX));
+            let mut back = vec![Fr::ZERO; n];
+            words_into_fr(&staging, &mut back).unwrap();
+            assert_eq!(back, values);
+            let canonical: Vec<u32> = values
+                .iter()
+                .flat_map(|s| {
+                    let r = s.to_repr();
+                    let b = r.as_ref().to_vec();
+                    b.chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(scalars_to_words(&values), canonical);
+        }
+    }
+
+    #[test]
+    fn unreduced_or_short_device_words_are_rejected() {
+        let mut words = fr_to_words(&[Fr::ONE; 5000]);
+        words[4321 * FIELD_WORDS..4322 * FIELD_WORDS].fill(u32::MAX);
+        assert!(words_to_fr(&words).is_err());
+        let mut out = vec![Fr::ZERO; 3];
+        assert!(words_into_fr(&[0; 2 * FIELD_WORDS], &mut out).is_err());
     }
 }
