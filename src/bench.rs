@@ -79,6 +79,11 @@ pub struct BenchArgs {
     /// Skip proofs and aggregation: MSM, NTT and transfers only.
     #[arg(long)]
     pub no_prove: bool,
+    /// Measure each MSM size once per Pippenger window width in this list (comma-separated,
+    /// 1..=20 bits) instead of once with the backend's own choice: to tune the window for
+    /// a card or CPU. Rows read "2^18 c=13".
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub msm_windows: Vec<u32>,
 }
 
 /// The largest `k` proven on the CPU by default: d32-b64 (k=21) takes tens of minutes per
@@ -184,6 +189,7 @@ fn plans(args: &BenchArgs) -> Result<(Plan, Plan)> {
         proof_reps,
         aggregate_reps,
         warmups: 1,
+        msm_windows: args.msm_windows.clone(),
     };
     let gpu = Plan {
         msm_logs: if args.quick {
@@ -207,6 +213,7 @@ fn plans(args: &BenchArgs) -> Result<(Plan, Plan)> {
         proof_reps,
         aggregate_reps,
         warmups: 1,
+        msm_windows: args.msm_windows.clone(),
     };
     Ok((cpu, gpu))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use proofmill_accel::conformance::{random_bases, random_scalars};
-use proofmill_accel::{Backend, CpuBackend, CudaBackend, MsmConfig, NttConfig};
+use proofmill_accel::{Backend, BasesHandle, CpuBackend, CudaBackend, MsmConfig, NttConfig};
 use proofmill_circuits::CatalogCircuit;
 use proofmill_prover::{ProofCircuit, Prover, Stage, Transcript, AGGREGATION_K};
 
@@ -42,12 +42,14 @@ pub struct Plan {
     /// Untimed runs before the timed ones (MSM, NTT, transfers, proofs below
     /// [`PROOF_WARMUP_MAX_K`]).
     pub warmups: usize,
+    /// MSM window widths to measure each size with; empty: the backend's own choice.
+    pub msm_windows: Vec<u32>,
 }
 
 impl Plan {
     /// Rows this plan produces (for the progress bar).
     pub fn steps(&self) -> usize {
-        self.msm_logs.len()
+        self.msm_logs.len() * self.msm_windows.len().max(1)
             + self.ntt_logs.len()
             + 2 * self.transfer_bytes.len()
             + self.circuits.len()
@@ -371,37 +373,63 @@ impl Bench<'_> {
             }
         }
         drop(bases);
+        let windows: Vec<Option<u32>> = if plan.msm_windows.is_empty() {
+            vec![None]
+        } else {
+            plan.msm_windows.iter().copied().map(Some).collect()
+        };
         for &log in &plan.msm_logs {
-            let n = 1usize << log;
-            self.progress.status(&format!("{}: MSM 2^{log}", self.id));
-            for w in 0..plan.warmups {
-                let scalars = random_scalars(n, self.seed(1, log, 1000 + w));
-                black_box(backend.msm(&handle, &scalars, &MsmConfig::default())?);
+            for &window_bits in &windows {
+                self.msm_row(plan, &handle, log, window_bits, out)?;
             }
-            let run = || -> Result<Vec<Sample>> {
-                let mut samples = Vec::with_capacity(plan.reps);
-                for rep in 0..plan.reps {
-                    let scalars = random_scalars(n, self.seed(1, log, rep));
-                    let start = Instant::now();
-                    black_box(backend.msm(&handle, &scalars, &MsmConfig::default())?);
-                    samples.push(self.sample(start.elapsed()));
-                }
-                Ok(samples)
-            };
-            let (samples, power) = self.metered(run);
-            let m = self.row(
-                "msm",
-                format!("2^{log}"),
-                n as u64,
-                "points",
-                &samples?,
-                power.as_ref(),
-                Some((n as f64, "points")),
-                plan.warmups,
-            )?;
-            self.progress.row(self.id, &m);
-            out(m);
         }
+        Ok(())
+    }
+
+    /// One MSM row: 2^`log` points with the given window width (`None`: the backend's).
+    fn msm_row(
+        &self,
+        plan: &Plan,
+        handle: &BasesHandle,
+        log: u32,
+        window_bits: Option<u32>,
+        out: &mut dyn FnMut(Measurement),
+    ) -> Result<()> {
+        let backend = self.device.backend();
+        let cfg = MsmConfig { window_bits };
+        let n = 1usize << log;
+        let size = match window_bits {
+            Some(c) => format!("2^{log} c={c}"),
+            None => format!("2^{log}"),
+        };
+        self.progress.status(&format!("{}: MSM {size}", self.id));
+        for w in 0..plan.warmups {
+            let scalars = random_scalars(n, self.seed(1, log, 1000 + w));
+            black_box(backend.msm(handle, &scalars, &cfg)?);
+        }
+        let run = || -> Result<Vec<Sample>> {
+            let mut samples = Vec::with_capacity(plan.reps);
+            for rep in 0..plan.reps {
+                let scalars = random_scalars(n, self.seed(1, log, rep));
+                let start = Instant::now();
+                black_box(backend.msm(handle, &scalars, &cfg)?);
+                samples.push(self.sample(start.elapsed()));
+            }
+            Ok(samples)
+        };
+        let (samples, power) = self.metered(run);
+        let m = self.row(
+            "msm",
+            size,
+            n as u64,
+            "points",
+            &samples?,
+            power.as_ref(),
+            Some((n as f64, "points")),
+            plan.warmups,
+        )?;
+        self.progress.row(self.id, &m);
+        out(m);
         Ok(())
     }
 
@@ -453,7 +481,8 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Host<->device copies of pageable buffers (what the backend moves), GPUs only.
+    /// Host<->device copies the way the backend moves data (page-locked staging, or
+    /// pageable memory with `PROOFMILL_CUDA_PAGEABLE=1`), GPUs only.
     pub fn transfers(
         &self,
         backend: &CudaBackend,
@@ -501,7 +530,12 @@ impl Bench<'_> {
                     Some((bytes as f64, "bytes")),
                     plan.warmups,
                 )?;
-                m.timing = "CUDA events around one copy from/to pageable host memory".to_owned();
+                m.timing = if backend.pinned_transfers() {
+                    "CUDA events around one copy from/to the page-locked staging buffer"
+                } else {
+                    "CUDA events around one copy from/to pageable host memory"
+                }
+                .to_owned();
                 m.wall_seconds = None;
                 self.progress.row(self.id, &m);
                 out(m);
