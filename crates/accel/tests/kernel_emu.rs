@@ -111,6 +111,9 @@ fn msm_kernels_match_a_naive_sum() {
         (4097, None),
         (1 << 13, Some(13)),
         (1 << 14, None),
+        // The GPU default's widths at 2^16 and 2^24 points (11 and 15 bits).
+        (2048, Some(11)),
+        (3000, Some(15)),
     ];
     for (case, &(n, c)) in cases.iter().enumerate() {
         let seed = 100 + case as u64;

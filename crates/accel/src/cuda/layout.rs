@@ -33,13 +33,16 @@ pub struct MsmShape {
 }
 
 impl MsmShape {
-    /// The shape for `n` scalars: `window_bits` when given, else the GPU default (fewer,
-    /// larger windows than on the CPU: bucket accumulation is parallel over buckets).
+    /// The shape for `n` scalars: `window_bits` when given, else the GPU default,
+    /// `floor(log2 n) / 2 + 3` bits (4..=16). That rule comes from a sweep of every width
+    /// from 11 to 17 at 2^16..2^24 points on an H100 (docs/benchmarks.md): it picks the
+    /// fastest width, or one within 5% of it, at each size. Wider windows leave more
+    /// buckets per window for the window reduction than its threads can sum quickly.
     pub fn new(n: usize, window_bits: Option<u32>) -> Self {
         let c = window_bits.map_or_else(
             || {
-                let log = usize::BITS - n.max(1).leading_zeros();
-                (log as usize).saturating_sub(3).clamp(4, 16)
+                let log = (usize::BITS - 1 - n.max(1).leading_zeros()) as usize;
+                (log / 2 + 3).clamp(4, 16)
             },
             |c| c as usize,
         );
@@ -282,6 +285,21 @@ mod tests {
             first,
             (1000 * shape.windows).div_ceil(16) + shape.total_buckets()
         );
+    }
+
+    #[test]
+    fn default_gpu_windows_follow_the_measured_sweep() {
+        let c = |n: usize| MsmShape::new(n, None).c;
+        // The fastest widths measured on an H100 (or within 5% of them).
+        assert_eq!(
+            [16, 18, 20, 22, 24].map(|l| c(1 << l)),
+            [11, 12, 13, 14, 15]
+        );
+        assert_eq!(c((1 << 17) - 1), 11);
+        assert_eq!(c(0), 4);
+        assert_eq!(c(1), 4);
+        assert_eq!(c(1 << 40), 16);
+        assert_eq!(MsmShape::new(1 << 20, Some(7)).c, 7);
     }
 
     #[test]
