@@ -6,10 +6,14 @@
 #      scalars, identity and duplicate bases, odd sizes, cosets, batches);
 #   3. `proofmill selftest --max-log 24`: GPU and CPU MSM/NTT against halo2 at 2^10..2^24, then
 #      a transfer_batch proof through the CPU engine and through the CUDA engine;
-#   4. `proofmill bench` on the GPU, then on the same machine's CPU (MSM, NTT, transfers, proofs).
-# Each step has its own time limit so that one hang cannot eat the others. OUT_DIR receives
+#   4. the job server with GPU workers only: one prove job, which must run on gpu0 and verify;
+#   5. `proofmill bench` on the GPU (MSM, NTT, copies, proofs), then a k=21 aggregation on the
+#      GPU, then the same host's CPU (MSM, NTT), then the GPU again copying through pageable
+#      memory (PROOFMILL_CUDA_PAGEABLE=1), then the inline-PTX variant (conformance, MSM, NTT).
+# The steps run in that order, most valuable first: a call cut short keeps what ran. Each step
+# has its own time limit so that one hang cannot eat the others. OUT_DIR receives
 # logs.tar.gz (every step's log, refreshed after each step) and the bench reports
-# (bench-cuda.*, bench-cpu.*, bench-cuda-ptx.json): few files, as the device tool brings
+# (bench-cuda.*, bench-cpu.*, bench-cuda-pageable.json, bench-cuda-ptx.json): few files, as the device tool brings
 # back at most eight. Build first, here:  cargo build --release && cargo test -p proofmill-accel --release
 # --no-run; put stripped copies of target/release/proofmill and the `backends` test binary in
 # BIN_DIR.
@@ -63,9 +67,6 @@ step devices 30 "$bin/proofmill" devices
 cat "$out/devices.log"
 PROOFMILL_REQUIRE_GPU=1 step backends 45 "$bin/backends" --test-threads 1
 grep -E "^test |test result" "$out/backends.log"
-# The inline-PTX variant of the field arithmetic (PROOFMILL_CUDA_PTX=1), checked the same way.
-PROOFMILL_CUDA_PTX=1 PROOFMILL_REQUIRE_GPU=1 step backends-ptx 45 "$bin/backends" --test-threads 1
-grep -E "^test |test result" "$out/backends-ptx.log"
 step selftest 120 "$bin/proofmill" selftest --max-log 24
 grep -vE "^\s*$" "$out/selftest.log" | tail -n 45
 # The server with GPU workers only: one job, which must run on gpu0 and verify.
@@ -106,16 +107,6 @@ step bench-cuda "$bench_limit" "$bin/proofmill" bench --device cuda --no-aggrega
   --circuits transfer_batch/d16-b8,transfer_batch/d16-b32 --proof-reps 1 \
   --json "$dest/bench-cuda.json" --markdown "$dest/bench-cuda.md"
 grep -E "^  cuda" "$out/bench-cuda.log" | grep -v "device->host\|host->device" | tail -n 25
-step bench-cpu 60 "$bin/proofmill" bench --device cpu --no-prove \
-  --json "$dest/bench-cpu.json" --markdown "$dest/bench-cpu.md"
-grep -E "^  cpu" "$out/bench-cpu.log" | tail -n 12
-# MSM and NTT with the PTX variant, when its conformance passed.
-if grep -q "test result: ok" "$out/backends-ptx.log"; then
-  PROOFMILL_CUDA_PTX=1 step bench-cuda-ptx 50 "$bin/proofmill" bench --device cuda --no-prove \
-    --json "$dest/bench-cuda-ptx.json"
-  grep -E "^  cuda:0 (MSM|NTT)" "$out/bench-cuda-ptx.log"
-fi
-
 # Aggregation on the GPU: two consecutive d16-b8 proofs, then one k=21 aggregate. Its SRS and
 # keys are made on first use, inside the timed aggregate (the log's stage lines split them).
 aggregate_check() {
@@ -132,5 +123,23 @@ aggregate_check() {
   echo "aggregation on the GPU, SRS and keys included: $((($(date +%s%N) - start) / 1000000)) ms"
 }
 export -f aggregate_check
-step aggregate "${AGGREGATE_LIMIT:-150}" bash -c aggregate_check
+step aggregate "${AGGREGATE_LIMIT:-200}" bash -c aggregate_check
 tail -n 3 "$out/aggregate.log"
+
+step bench-cpu 60 "$bin/proofmill" bench --device cpu --no-prove \
+  --json "$dest/bench-cpu.json" --markdown "$dest/bench-cpu.md"
+grep -E "^  cpu" "$out/bench-cpu.log" | tail -n 12
+# The same MSM, NTT and copies through pageable memory (the path before page-locked staging).
+PROOFMILL_CUDA_PAGEABLE=1 step bench-pageable 50 "$bin/proofmill" bench --device cuda --no-prove \
+  --json "$dest/bench-cuda-pageable.json"
+grep -E "^  cuda:0" "$out/bench-pageable.log" | tail -n 20
+# The inline-PTX variant of the field arithmetic (PROOFMILL_CUDA_PTX=1): conformance, then
+# MSM and NTT when it passed.
+PROOFMILL_CUDA_PTX=1 PROOFMILL_REQUIRE_GPU=1 step backends-ptx 45 "$bin/backends" --test-threads 1
+grep -E "^test |test result" "$out/backends-ptx.log"
+if grep -q "test result: ok" "$out/backends-ptx.log"; then
+  PROOFMILL_CUDA_PTX=1 step bench-cuda-ptx 50 "$bin/proofmill" bench --device cuda --no-prove \
+    --json "$dest/bench-cuda-ptx.json"
+  grep -E "^  cuda:0 (MSM|NTT)" "$out/bench-cuda-ptx.log"
+fi
+
