@@ -41,7 +41,7 @@ impl CpuBases {
             None
         };
         Self {
-            points: bases.to_vec(),
+            points: huge_page_copy(bases),
             identity,
         }
     }
@@ -50,6 +50,40 @@ impl CpuBases {
         self.identity.as_ref().is_some_and(|m| m[i])
     }
 }
+
+/// A copy of `bases` in memory that Linux is asked to back with transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)` before the first write). Every window gathers the bases in
+/// bucket order, i.e. at random: with 4 KiB pages each of those reads of a large SRS also
+/// misses the TLB. Where the kernel says no (THP off, other systems), it is a plain copy.
+fn huge_page_copy(bases: &[G1Affine]) -> Vec<G1Affine> {
+    let mut points: Vec<G1Affine> = Vec::with_capacity(bases.len());
+    advise_huge_pages(points.spare_capacity_mut());
+    points.extend_from_slice(bases);
+    points
+}
+
+/// Below this size the bases fit the TLB's reach anyway.
+const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn advise_huge_pages<T>(region: &mut [T]) {
+    const PAGE: usize = 4096;
+    let bytes = std::mem::size_of_val(region);
+    if bytes < HUGE_PAGE_MIN_BYTES {
+        return;
+    }
+    let start = region.as_mut_ptr() as usize;
+    let aligned = start.next_multiple_of(PAGE);
+    let len = (start + bytes).saturating_sub(aligned) / PAGE * PAGE;
+    // SAFETY: [aligned, aligned + len) lies inside `region`, memory this function borrows
+    // mutably and nothing else uses; MADV_HUGEPAGE only changes how the kernel backs the
+    // pages (their contents and validity are unchanged), and a refusal is harmless.
+    let _ = unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages<T>(_region: &mut [T]) {}
 
 /// Canonical little-endian 64-bit limbs of a scalar.
 pub(crate) fn scalar_limbs(s: &Fr) -> [u64; 4] {
@@ -175,6 +209,25 @@ fn fold_buckets<'a>(buckets_desc: impl Iterator<Item = &'a G1>) -> G1 {
     total
 }
 
+/// How many entries ahead the gather of a chunk's points asks for the point it will need.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Asks the CPU to start loading `p` into cache (a hint: no effect on results).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch(p: &G1Affine) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and changes no memory; SSE is part of x86-64's
+    // baseline, so the instruction exists on every x86-64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (p as *const G1Affine).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Point index with the digit's sign in the top bit.
 const NEG: u32 = 1 << 31;
 
@@ -239,7 +292,11 @@ fn window_sum_batch_affine(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: us
         let chunk_start = start(lo);
         pts.clear();
         segs.clear();
-        for &e in &sorted[chunk_start..chunk_end] {
+        let chunk = &sorted[chunk_start..chunk_end];
+        for (k, &e) in chunk.iter().enumerate() {
+            if let Some(&ahead) = chunk.get(k + PREFETCH_AHEAD) {
+                prefetch(&bases.points[(ahead & !NEG) as usize]);
+            }
             let p = bases.points[(e & !NEG) as usize];
             pts.push(if e & NEG != 0 { -p } else { p });
         }
