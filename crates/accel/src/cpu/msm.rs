@@ -8,7 +8,7 @@
 //! and the windows are combined by Horner's rule. Windows run in parallel on rayon.
 
 use ff::{Field, PrimeField};
-use group::{prime::PrimeCurveAffine, Group};
+use group::{prime::PrimeCurveAffine, Curve, Group};
 use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
 use rayon::prelude::*;
 
@@ -129,18 +129,24 @@ pub(crate) fn num_windows(c: usize) -> usize {
     255usize.div_ceil(c)
 }
 
-/// Window size minimising `windows * (points + bucket_cost * buckets)`; bucket folding costs
-/// about 4.5 batch-affine additions per bucket (one mixed and one full projective add).
+/// Window size minimising the time of the windows as they run, `threads` at a time:
+/// `ceil(windows / threads) * (points + bucket_cost * buckets)`. The batch-affine bucket
+/// fold costs about 2 point additions per bucket; the projective one of small MSMs about
+/// 4.5. Checked against `proofmill bench --msm-windows` on the 2-core VM (2026-11-26).
 pub(crate) fn default_window(n: usize) -> usize {
+    window_for(n, rayon::current_num_threads().max(1))
+}
+
+fn window_for(n: usize, threads: usize) -> usize {
+    let (per_point, per_bucket) = if n >= BATCH_AFFINE_MIN_POINTS {
+        (1.0, 2.0)
+    } else {
+        (2.0, 4.5)
+    };
     let mut best = (f64::INFINITY, 1usize);
     for c in 1..=20usize {
-        let w = num_windows(c) as f64;
-        let per_point = if n >= BATCH_AFFINE_MIN_POINTS {
-            1.0
-        } else {
-            2.0
-        };
-        let cost = w * (n as f64 * per_point + 4.5 * (1u64 << (c - 1)) as f64);
+        let rounds = num_windows(c).div_ceil(threads) as f64;
+        let cost = rounds * (n as f64 * per_point + per_bucket * (1u64 << (c - 1)) as f64);
         if cost < best.0 {
             best = (cost, c);
         }
@@ -280,8 +286,8 @@ fn window_sum_batch_affine(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: us
     let mut pts: Vec<G1Affine> = Vec::with_capacity(CHUNK_POINTS);
     let mut segs: Vec<(u32, u32)> = Vec::new();
     let mut scratch = BatchScratch::default();
-    let mut running = G1::identity();
-    let mut sum = G1::identity();
+    // Each bucket's sum, affine (None: the identity).
+    let mut sums: Vec<Option<G1Affine>> = vec![None; nb];
     let mut hi = nb; // buckets [lo, hi) form the current chunk, processed from the top
     while hi > 0 {
         let mut lo = hi - 1;
@@ -304,18 +310,113 @@ fn window_sum_batch_affine(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: us
             segs.push(((start(j) - chunk_start) as u32, (end(j) - start(j)) as u32));
         }
         reduce_segments(&mut pts, &mut segs, &mut scratch);
-        for &(s, len) in segs.iter().rev() {
+        for (j, &(s, len)) in (lo..hi).zip(segs.iter()) {
             let (s, len) = (s as usize, len as usize);
-            match len {
-                0 => {}
-                1 => running += pts[s],
-                _ => running += pts[s..s + len].iter().fold(G1::identity(), |a, p| a + p),
-            }
-            sum += running;
+            sums[j] = match len {
+                0 => None,
+                1 => Some(pts[s]),
+                // Rare: the last rounds were too small to pay for an inversion.
+                _ => Some(
+                    pts[s..s + len]
+                        .iter()
+                        .fold(G1::identity(), |a, p| a + p)
+                        .to_affine(),
+                )
+                .filter(|p| !bool::from(p.is_identity())),
+            };
         }
         hi = lo;
     }
-    sum
+    fold_buckets_batch_affine(&sums, &mut scratch)
+}
+
+/// Chains the bucket fold runs side by side (a power of two): more chains share each
+/// inversion, fewer leave less to combine at the end.
+const FOLD_CHAINS: usize = 128;
+
+/// `sum_b (b+1) * sums[b]` for a power-of-two number of buckets, with batch-affine
+/// additions. The buckets are cut into `K` chains of `L` consecutive buckets, each folded
+/// from its top with a running sum (`running += B; total += running`), all chains in
+/// lockstep so that each step's additions share one inversion. Chain `k` then holds
+/// `total_k = sum_t (t+1) B_{kL+t}` and `running_k = sum_t B_{kL+t}`, and
+/// `sum_b (b+1) B_b = sum_k total_k + L * sum_k k * running_k`; the last sum is one more
+/// running sum, over the `K` chains.
+fn fold_buckets_batch_affine(sums: &[Option<G1Affine>], scratch: &mut BatchScratch) -> G1 {
+    let nb = sums.len();
+    debug_assert!(nb.is_power_of_two());
+    let chains = FOLD_CHAINS.min(nb);
+    let len = nb / chains;
+    let mut running: Vec<Option<G1Affine>> = vec![None; chains];
+    let mut total: Vec<Option<G1Affine>> = vec![None; chains];
+    let mut step: Vec<Option<G1Affine>> = vec![None; chains];
+    for t in (0..len).rev() {
+        for (k, s) in step.iter_mut().enumerate() {
+            *s = sums[k * len + t];
+        }
+        batch_add_assign(&mut running, &step, scratch);
+        batch_add_assign(&mut total, &running, scratch);
+    }
+    let mut acc = total.iter().flatten().fold(G1::identity(), |a, p| a + p);
+    let mut run = G1::identity();
+    let mut weighted = G1::identity(); // sum_k k * running_k
+    for r in running.iter().skip(1).rev() {
+        if let Some(r) = r {
+            run += r;
+        }
+        weighted += run;
+    }
+    for _ in 0..len.trailing_zeros() {
+        weighted = weighted.double();
+    }
+    acc += weighted;
+    acc
+}
+
+/// `acc[i] += add[i]` for every `i`, in affine coordinates with one shared inversion;
+/// `None` is the identity. Handles equal points (doubling) and opposite points.
+fn batch_add_assign(
+    acc: &mut [Option<G1Affine>],
+    add: &[Option<G1Affine>],
+    scratch: &mut BatchScratch,
+) {
+    scratch.denoms.clear();
+    for (a, b) in acc.iter().zip(add) {
+        if let (Some(a), Some(b)) = (a, b) {
+            scratch.denoms.push(if a.x != b.x {
+                b.x - a.x
+            } else if a.y == b.y {
+                a.y.double()
+            } else {
+                Fq::ONE // a = -b: no inverse needed
+            });
+        }
+    }
+    if !scratch.denoms.is_empty() {
+        batch_invert(&mut scratch.denoms, &mut scratch.prefix);
+    }
+    let mut idx = 0;
+    for (a, b) in acc.iter_mut().zip(add) {
+        match (&*a, b) {
+            (_, None) => {}
+            (None, Some(b)) => *a = Some(*b),
+            (Some(p), Some(q)) => {
+                let inv = scratch.denoms[idx];
+                idx += 1;
+                let lambda = if p.x != q.x {
+                    (q.y - p.y) * inv
+                } else if p.y == q.y {
+                    let xx = p.x.square();
+                    (xx + xx.double()) * inv
+                } else {
+                    *a = None;
+                    continue;
+                };
+                let x3 = lambda.square() - p.x - q.x;
+                let y3 = lambda * (p.x - x3) - p.y;
+                *a = Some(G1Affine { x: x3, y: y3 });
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -398,5 +499,74 @@ fn batch_invert(values: &mut [Fq], prefix: &mut Vec<Fq>) {
         let next = inv * *v;
         *v = inv * p;
         inv = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(k: u64) -> G1Affine {
+        (G1Affine::generator() * Fr::from(k)).to_affine()
+    }
+
+    #[test]
+    fn batch_add_handles_identity_doubling_and_cancellation() {
+        let (p, q) = (point(3), point(5));
+        let cases = [
+            (None, None),
+            (None, Some(p)),
+            (Some(p), None),
+            (Some(p), Some(q)),
+            (Some(p), Some(p)),
+            (Some(p), Some(-p)),
+        ];
+        let mut acc: Vec<Option<G1Affine>> = cases.iter().map(|c| c.0).collect();
+        let add: Vec<Option<G1Affine>> = cases.iter().map(|c| c.1).collect();
+        let mut scratch = BatchScratch::default();
+        batch_add_assign(&mut acc, &add, &mut scratch);
+        for ((a, b), got) in cases.iter().zip(&acc) {
+            let as_g1 = |x: &Option<G1Affine>| x.map_or(G1::identity(), G1::from);
+            let want = (as_g1(a) + as_g1(b)).to_affine();
+            let want = (!bool::from(want.is_identity())).then_some(want);
+            assert_eq!(*got, want, "{a:?} + {b:?}");
+        }
+    }
+
+    #[test]
+    fn batch_affine_fold_weights_each_bucket_by_its_index() {
+        let mut scratch = BatchScratch::default();
+        for nb in [1usize, 2, 8, 256, 1024] {
+            // Empty buckets, repeated and opposite sums: every case of the chains' additions.
+            let sums: Vec<Option<G1Affine>> = (0..nb)
+                .map(|b| match b % 5 {
+                    0 => None,
+                    1 => Some(point(7)),
+                    2 => Some(-point(7)),
+                    _ => Some(point(b as u64 + 1)),
+                })
+                .collect();
+            let want = sums.iter().enumerate().fold(G1::identity(), |acc, (b, s)| {
+                acc + s.map_or(G1::identity(), |p| p * Fr::from(b as u64 + 1))
+            });
+            assert_eq!(
+                fold_buckets_batch_affine(&sums, &mut scratch),
+                want,
+                "nb={nb}"
+            );
+        }
+    }
+
+    #[test]
+    fn window_model_favours_whole_rounds_of_windows() {
+        // Two threads: windows run two at a time.
+        assert_eq!(window_for(1 << 16, 2), 13);
+        assert_eq!(window_for(1 << 20, 2), 16);
+        // Small MSMs (projective fold) keep narrow windows.
+        assert!(window_for(100, 2) <= 8);
+        // Every size gets a usable width.
+        for log in 0..=24 {
+            assert!((1..=20).contains(&window_for(1 << log, 16)));
+        }
     }
 }
