@@ -2,10 +2,12 @@
 //!
 //! Per window: every scalar's digit is computed independently (Booth recoding, digits in
 //! `[-2^(c-1), 2^(c-1)]`, so `2^(c-1)` buckets and free negation of affine points), point
-//! indices are counting-sorted by bucket, and each bucket is summed by a tree of affine
-//! additions whose denominators are inverted together (Montgomery's trick) across all the
-//! buckets of a cache-sized chunk. The bucket sums are folded with the usual running sum,
-//! and the windows are combined by Horner's rule. Windows run in parallel on rayon.
+//! indices are counting-sorted by bucket, the bases are gathered in that order (prefetched
+//! ahead, from memory backed by huge pages where Linux allows), and each bucket is summed by
+//! a tree of affine additions whose denominators are inverted together (Montgomery's trick)
+//! across all the buckets of a cache-sized chunk. The bucket sums are folded by running
+//! sums, also in batch-affine coordinates (many chains side by side), and the windows are
+//! combined by Horner's rule. Windows run in parallel on rayon.
 
 use ff::{Field, PrimeField};
 use group::{prime::PrimeCurveAffine, Curve, Group};
