@@ -311,6 +311,17 @@ pub struct CudaBackend {
     staging: Mutex<Option<PinnedHostSlice<u32>>>,
     /// Copies go through page-locked staging (false with [`CUDA_PAGEABLE_ENV`]=1).
     pinned: bool,
+    /// Set when a page-locked allocation failed: later copies use pageable memory rather
+    /// than asking the driver again on every call.
+    pinned_failed: AtomicBool,
+}
+
+impl Drop for CudaBackend {
+    fn drop(&mut self) {
+        // A failed call may leave a copy from the staging buffer in flight; the buffer's own
+        // event does not track copies from plain slices, so wait before it is freed.
+        let _ = self.stream.synchronize();
+    }
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -398,6 +409,7 @@ impl CudaBackend {
             last_time: Mutex::new(None),
             staging: Mutex::new(None),
             pinned: !std::env::var(CUDA_PAGEABLE_ENV).is_ok_and(|v| v == "1"),
+            pinned_failed: AtomicBool::new(false),
         })
     }
 
@@ -429,7 +441,7 @@ impl CudaBackend {
         let _guard = self.exec.lock();
         // The host-side fill stays outside the events, as in `msm` and `ntt`.
         let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
-        let staging = self.staging(&mut slot, data.len())?;
+        let staging = self.staging(&mut slot, data.len(), true)?;
         let pinned = staging.is_some();
         let e0;
         let device = match staging {
@@ -452,7 +464,10 @@ impl CudaBackend {
         let e1 = event("event record")?;
         // Each event is recorded right after its copy is queued, and the host-side work
         // between copies (clearing the staging buffer, comparing) stays outside them.
-        let (d0, d1, same) = match self.staging(&mut slot, data.len())?.filter(|_| pinned) {
+        let (d0, d1, same) = match self
+            .staging(&mut slot, data.len(), true)?
+            .filter(|_| pinned)
+        {
             Some(host) => {
                 host.fill(0);
                 let d0 = event("event record")?;
@@ -544,20 +559,29 @@ impl CudaBackend {
 
     /// The staging buffer grown to at least `len` words, or `None` when copies of this size
     /// go through pageable memory (disabled, over [`STAGING_MAX_WORDS`], or page-locked
-    /// memory could not be had). The stream is idle on return, so no copy still reads or
-    /// writes the buffer and the host may use it.
+    /// memory could not be had). With `for_host`, the stream is idle on return, so no copy
+    /// still reads or writes the buffer and the host may use it; without, the caller only
+    /// queues a device copy into it, ordered after earlier copies by the stream.
     fn staging<'a>(
         &self,
         slot: &'a mut Option<PinnedHostSlice<u32>>,
         len: usize,
+        for_host: bool,
     ) -> Result<Option<&'a mut [u32]>, AccelError> {
-        if !self.pinned || len == 0 || len > STAGING_MAX_WORDS {
+        if !self.pinned
+            || self.pinned_failed.load(Ordering::Relaxed)
+            || len == 0
+            || len > STAGING_MAX_WORDS
+        {
             return Ok(None);
         }
-        self.stream
-            .synchronize()
-            .map_err(driver_err("stream synchronize"))?;
-        if slot.as_ref().is_none_or(|b| b.len() < len) {
+        let grow = slot.as_ref().is_none_or(|b| b.len() < len);
+        if for_host || grow {
+            self.stream
+                .synchronize()
+                .map_err(driver_err("stream synchronize"))?;
+        }
+        if grow {
             *slot = None; // free the smaller buffer first
             let cap = len.next_power_of_two().min(STAGING_MAX_WORDS);
             // Flags 0: cached, not write-combined, as the host reads results back from it.
@@ -569,7 +593,11 @@ impl CudaBackend {
                         .fill(0);
                     *slot = Some(buf);
                 }
-                Err(_) => return Ok(None), // no page-locked memory: copy from pageable
+                Err(_) => {
+                    // No page-locked memory: copy from pageable memory from now on.
+                    self.pinned_failed.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                }
             }
         }
         match slot {
@@ -589,7 +617,7 @@ impl CudaBackend {
         fill: impl FnOnce(&mut [u32]),
     ) -> Result<(CudaSlice<u32>, Option<CudaEvent>), AccelError> {
         let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(host) = self.staging(&mut slot, len)? else {
+        let Some(host) = self.staging(&mut slot, len, true)? else {
             let mut words = vec![0; len];
             fill(&mut words);
             let mark = self.mark();
@@ -615,7 +643,7 @@ impl CudaBackend {
         read: impl FnOnce(&[u32]) -> R,
     ) -> Result<R, AccelError> {
         let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(host) = self.staging(&mut slot, device.len())? else {
+        let Some(host) = self.staging(&mut slot, device.len(), false)? else {
             let words = self
                 .stream
                 .clone_dtoh(device)

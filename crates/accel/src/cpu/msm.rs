@@ -131,13 +131,18 @@ pub(crate) fn num_windows(c: usize) -> usize {
     255usize.div_ceil(c)
 }
 
-/// Window size minimising the time of the windows as they run, `threads` at a time:
-/// `ceil(windows / threads) * (points + bucket_cost * buckets)`. The batch-affine bucket
-/// fold costs about 2 point additions per bucket; the projective one of small MSMs about
-/// 4.5. Checked against `proofmill bench --msm-windows` on the 2-core VM (2026-11-26).
+/// Window size minimising the time of the windows as they run, `threads` at a time (at
+/// most [`MODEL_MAX_THREADS`]): `ceil(windows / threads) * (points + bucket_cost *
+/// buckets)`. The batch-affine bucket fold costs about 2 point additions per bucket; the
+/// projective one of small MSMs about 4.5. Checked against `proofmill bench --msm-windows` on the 2-core VM (2026-11-26).
 pub(crate) fn default_window(n: usize) -> usize {
-    window_for(n, rayon::current_num_threads().max(1))
+    window_for(n, rayon::current_num_threads().clamp(1, MODEL_MAX_THREADS))
 }
+
+/// The window model counts at most this many threads. With more, "every window in one
+/// round" would pick ever narrower windows, i.e. more windows and more total work, while
+/// halo2 runs several commitments at once on the same pool.
+const MODEL_MAX_THREADS: usize = 4;
 
 fn window_for(n: usize, threads: usize) -> usize {
     let (per_point, per_bucket) = if n >= BATCH_AFFINE_MIN_POINTS {
@@ -568,7 +573,10 @@ mod tests {
         assert!(window_for(100, 2) <= 8);
         // Every size gets a usable width.
         for log in 0..=24 {
-            assert!((1..=20).contains(&window_for(1 << log, 16)));
+            assert!((1..=20).contains(&window_for(1 << log, MODEL_MAX_THREADS)));
         }
+        // Many threads never push large MSMs to narrow windows (the model caps them).
+        assert_eq!(window_for(1 << 20, MODEL_MAX_THREADS), 16);
+        assert_eq!(window_for(1 << 16, MODEL_MAX_THREADS), 13);
     }
 }

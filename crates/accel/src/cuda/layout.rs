@@ -9,8 +9,6 @@ use halo2curves::bn256::{Fq, Fr, G1Affine, G1};
 use halo2curves::serde::SerdeObject;
 use halo2curves::CurveAffine;
 
-use rayon::prelude::*;
-
 use crate::AccelError;
 
 /// Words per Fr / Fp element (eight little-endian u32 limbs).
@@ -96,9 +94,43 @@ fn u32s_to_bytes(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-/// Elements per rayon task in the host-side conversions below: large enough that a task
-/// outweighs its scheduling, small enough to spread a 2^16 transform over the cores.
-const CONVERT_GRAIN: usize = 1 << 12;
+/// Below this many values a conversion runs on the calling thread alone.
+const SCOPED_MIN_ITEMS: usize = 1 << 14;
+
+/// Runs `f` on matching pieces of `out` and `input`, one piece per core, on scoped OS
+/// threads, and returns each piece's result in order. The slices are cut at whole units:
+/// `out_per` items of `out` and `in_per` items of `input` per unit, `units` units in all.
+/// Not rayon: the CUDA backend converts while it holds its locks, and a rayon worker that
+/// waits there for its own tasks may take up another job that asks for the same lock and
+/// deadlock (rayon-rs/rayon#592).
+fn split_scoped<A: Send, B: Sync, R: Send>(
+    out: &mut [A],
+    out_per: usize,
+    input: &[B],
+    in_per: usize,
+    units: usize,
+    f: impl Fn(&mut [A], &[B]) -> R + Sync,
+) -> Vec<R> {
+    let (out, input) = (&mut out[..units * out_per], &input[..units * in_per]);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(units / SCOPED_MIN_ITEMS).max(1);
+    if threads == 1 {
+        return vec![f(out, input)];
+    }
+    let piece = units.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = out
+            .chunks_mut(piece * out_per)
+            .zip(input.chunks(piece * in_per))
+            .map(|(o, i)| scope.spawn(move || f(o, i)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
 
 fn write_le_words(bytes: &[u8], out: &mut [u32]) {
     for (w, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
@@ -109,14 +141,11 @@ fn write_le_words(bytes: &[u8], out: &mut [u32]) {
 /// Writes `values` in Montgomery form (halo2curves' raw layout), as the NTT kernels read
 /// them, into `out` (`FIELD_WORDS` words per value; `out` may be longer), in parallel.
 pub fn fr_words_into(values: &[Fr], out: &mut [u32]) {
-    out[..values.len() * FIELD_WORDS]
-        .par_chunks_mut(FIELD_WORDS * CONVERT_GRAIN)
-        .zip(values.par_chunks(CONVERT_GRAIN))
-        .for_each(|(out, values)| {
-            for (w, v) in out.chunks_exact_mut(FIELD_WORDS).zip(values) {
-                write_le_words(&v.to_raw_bytes(), w);
-            }
-        });
+    split_scoped(out, FIELD_WORDS, values, 1, values.len(), |out, values| {
+        for (w, v) in out.chunks_exact_mut(FIELD_WORDS).zip(values) {
+            write_le_words(&v.to_raw_bytes(), w);
+        }
+    });
 }
 
 /// Fr values in Montgomery form (halo2curves' raw layout), as the NTT kernels read them.
@@ -126,27 +155,41 @@ pub fn fr_to_words(values: &[Fr]) -> Vec<u32> {
     out
 }
 
+/// One element from its eight words, or `None` when they are not a reduced field element.
+fn fr_from_words(words: &[u32]) -> Option<Fr> {
+    let mut bytes = [0u8; 32];
+    for (b, w) in bytes.chunks_exact_mut(4).zip(words) {
+        b.copy_from_slice(&w.to_le_bytes());
+    }
+    Fr::from_raw_bytes(&bytes)
+}
+
 /// The inverse of [`fr_words_into`]: fills `out` from the first `out.len()` values of
-/// `words`, rejecting words that are not a reduced field element.
+/// `words`, in parallel. Every element is checked before any is written, so an invalid
+/// device result (an element that is not reduced, or too few words) leaves `out` as it was.
 pub fn words_into_fr(words: &[u32], out: &mut [Fr]) -> Result<(), AccelError> {
-    if words.len() < out.len() * FIELD_WORDS {
+    let n = out.len();
+    if words.len() < n * FIELD_WORDS {
         return Err(AccelError::InvalidDeviceResult {
             what: "Fr vector length",
         });
     }
-    out.par_chunks_mut(CONVERT_GRAIN)
-        .zip(words.par_chunks(FIELD_WORDS * CONVERT_GRAIN))
-        .try_for_each(|(out, words)| {
-            let mut bytes = [0u8; 32];
-            for (v, w) in out.iter_mut().zip(words.chunks_exact(FIELD_WORDS)) {
-                for (b, w) in bytes.chunks_exact_mut(4).zip(w) {
-                    b.copy_from_slice(&w.to_le_bytes());
-                }
-                *v = Fr::from_raw_bytes(&bytes)
-                    .ok_or(AccelError::InvalidDeviceResult { what: "Fr element" })?;
+    let valid = split_scoped(out, 1, words, FIELD_WORDS, n, |_, words| {
+        words
+            .chunks_exact(FIELD_WORDS)
+            .all(|w| fr_from_words(w).is_some())
+    });
+    if !valid.into_iter().all(|ok| ok) {
+        return Err(AccelError::InvalidDeviceResult { what: "Fr element" });
+    }
+    split_scoped(out, 1, words, FIELD_WORDS, n, |out, words| {
+        for (v, w) in out.iter_mut().zip(words.chunks_exact(FIELD_WORDS)) {
+            if let Some(x) = fr_from_words(w) {
+                *v = x; // always Some: every element was checked above
             }
-            Ok(())
-        })
+        }
+    });
+    Ok(())
 }
 
 /// The inverse of [`fr_to_words`], rejecting words that are not a reduced field element.
@@ -159,14 +202,18 @@ pub fn words_to_fr(words: &[u32]) -> Result<Vec<Fr>, AccelError> {
 /// Writes scalars in canonical form (not Montgomery), as the MSM kernels read them, into
 /// `out` (`FIELD_WORDS` words per scalar; `out` may be longer), in parallel.
 pub fn scalar_words_into(scalars: &[Fr], out: &mut [u32]) {
-    out[..scalars.len() * FIELD_WORDS]
-        .par_chunks_mut(FIELD_WORDS * CONVERT_GRAIN)
-        .zip(scalars.par_chunks(CONVERT_GRAIN))
-        .for_each(|(out, scalars)| {
+    split_scoped(
+        out,
+        FIELD_WORDS,
+        scalars,
+        1,
+        scalars.len(),
+        |out, scalars| {
             for (w, s) in out.chunks_exact_mut(FIELD_WORDS).zip(scalars) {
                 write_le_words(s.to_repr().as_ref(), w);
             }
-        });
+        },
+    );
 }
 
 /// Scalars in canonical form (not Montgomery), as the MSM kernels read them.
@@ -309,9 +356,9 @@ mod tests {
             0,
             1,
             7,
-            CONVERT_GRAIN,
-            CONVERT_GRAIN + 3,
-            3 * CONVERT_GRAIN - 1,
+            SCOPED_MIN_ITEMS,
+            SCOPED_MIN_ITEMS + 3,
+            3 * SCOPED_MIN_ITEMS - 1,
         ] {
             let values: Vec<Fr> = (0..n)
                 .map(|_| {
@@ -349,10 +396,19 @@ mod tests {
     }
 
     #[test]
-    fn unreduced_or_short_device_words_are_rejected() {
-        let mut words = fr_to_words(&[Fr::ONE; 5000]);
-        words[4321 * FIELD_WORDS..4322 * FIELD_WORDS].fill(u32::MAX);
+    fn unreduced_or_short_device_words_are_rejected_and_change_nothing() {
+        // Large enough to be converted on several threads; the bad element in the last piece.
+        let n = 4 * SCOPED_MIN_ITEMS + 5;
+        let mut words = fr_to_words(&vec![Fr::ONE; n]);
+        words[(n - 2) * FIELD_WORDS..(n - 1) * FIELD_WORDS].fill(u32::MAX);
         assert!(words_to_fr(&words).is_err());
+        let before: Vec<Fr> = (0..n as u64).map(Fr::from).collect();
+        let mut out = before.clone();
+        assert!(words_into_fr(&words, &mut out).is_err());
+        assert_eq!(
+            out, before,
+            "a rejected result must leave the caller's values alone"
+        );
         let mut out = vec![Fr::ZERO; 3];
         assert!(words_into_fr(&[0; 2 * FIELD_WORDS], &mut out).is_err());
     }
