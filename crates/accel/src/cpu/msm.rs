@@ -389,13 +389,7 @@ fn batch_add_assign(
     scratch.denoms.clear();
     for (a, b) in acc.iter().zip(add) {
         if let (Some(a), Some(b)) = (a, b) {
-            scratch.denoms.push(if a.x != b.x {
-                b.x - a.x
-            } else if a.y == b.y {
-                a.y.double()
-            } else {
-                Fq::ONE // a = -b: no inverse needed
-            });
+            scratch.denoms.push(add_denominator(a, b));
         }
     }
     if !scratch.denoms.is_empty() {
@@ -407,20 +401,8 @@ fn batch_add_assign(
             (_, None) => {}
             (None, Some(b)) => *a = Some(*b),
             (Some(p), Some(q)) => {
-                let inv = scratch.denoms[idx];
+                *a = affine_add(p, q, scratch.denoms[idx]);
                 idx += 1;
-                let lambda = if p.x != q.x {
-                    (q.y - p.y) * inv
-                } else if p.y == q.y {
-                    let xx = p.x.square();
-                    (xx + xx.double()) * inv
-                } else {
-                    *a = None;
-                    continue;
-                };
-                let x3 = lambda.square() - p.x - q.x;
-                let y3 = lambda * (p.x - x3) - p.y;
-                *a = Some(G1Affine { x: x3, y: y3 });
             }
         }
     }
@@ -441,15 +423,9 @@ fn reduce_segments(pts: &mut [G1Affine], segs: &mut [(u32, u32)], scratch: &mut 
         for &(s, len) in segs.iter() {
             let s = s as usize;
             for k in 0..(len as usize) / 2 {
-                let a = &pts[s + 2 * k];
-                let b = &pts[s + 2 * k + 1];
-                scratch.denoms.push(if a.x != b.x {
-                    b.x - a.x
-                } else if a.y == b.y {
-                    a.y.double()
-                } else {
-                    Fq::ONE // a = -b: the pair cancels, no inverse needed
-                });
+                scratch
+                    .denoms
+                    .push(add_denominator(&pts[s + 2 * k], &pts[s + 2 * k + 1]));
             }
         }
         if scratch.denoms.len() < MIN_PAIRS_PER_INVERSION {
@@ -465,22 +441,12 @@ fn reduce_segments(pts: &mut [G1Affine], segs: &mut [(u32, u32)], scratch: &mut 
             }
             let mut out = 0;
             for k in 0..len / 2 {
-                let a = pts[s + 2 * k];
-                let b = pts[s + 2 * k + 1];
-                let inv = scratch.denoms[idx];
+                let sum = affine_add(&pts[s + 2 * k], &pts[s + 2 * k + 1], scratch.denoms[idx]);
                 idx += 1;
-                let lambda = if a.x != b.x {
-                    (b.y - a.y) * inv
-                } else if a.y == b.y {
-                    let xx = a.x.square();
-                    (xx + xx.double()) * inv
-                } else {
-                    continue; // identity: drop it from the segment
-                };
-                let x3 = lambda.square() - a.x - b.x;
-                let y3 = lambda * (a.x - x3) - a.y;
-                pts[s + out] = G1Affine { x: x3, y: y3 };
-                out += 1;
+                if let Some(sum) = sum {
+                    pts[s + out] = sum; // an identity is dropped from the segment
+                    out += 1;
+                }
             }
             if len % 2 == 1 {
                 pts[s + out] = pts[s + len - 1];
@@ -489,6 +455,36 @@ fn reduce_segments(pts: &mut [G1Affine], segs: &mut [(u32, u32)], scratch: &mut 
             seg.1 = out as u32;
         }
     }
+}
+
+/// The denominator whose inverse [`affine_add`] needs for `a + b` (neither the identity):
+/// `b.x - a.x`, or `2 a.y` to double, or 1 when `a = -b` (no inverse is needed).
+#[inline(always)]
+fn add_denominator(a: &G1Affine, b: &G1Affine) -> Fq {
+    if a.x != b.x {
+        b.x - a.x
+    } else if a.y == b.y {
+        a.y.double()
+    } else {
+        Fq::ONE
+    }
+}
+
+/// `a + b` (neither the identity) given `inv`, the inverse of [`add_denominator`]`(a, b)`;
+/// `None` when the sum is the identity (`a = -b`).
+#[inline(always)]
+fn affine_add(a: &G1Affine, b: &G1Affine, inv: Fq) -> Option<G1Affine> {
+    let lambda = if a.x != b.x {
+        (b.y - a.y) * inv
+    } else if a.y == b.y {
+        let xx = a.x.square();
+        (xx + xx.double()) * inv
+    } else {
+        return None;
+    };
+    let x3 = lambda.square() - a.x - b.x;
+    let y3 = lambda * (a.x - x3) - a.y;
+    Some(G1Affine { x: x3, y: y3 })
 }
 
 /// Replaces every (non-zero) element by its inverse with a single field inversion.
