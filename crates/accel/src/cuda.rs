@@ -448,13 +448,7 @@ impl CudaBackend {
             Some(host) => {
                 host.copy_from_slice(data);
                 e0 = event("event record")?;
-                // SAFETY: u32 has no invalid bit patterns; the copy writes every word.
-                let mut device = unsafe { self.stream.alloc::<u32>(data.len()) }
-                    .map_err(driver_err("device allocation"))?;
-                self.stream
-                    .memcpy_htod(&*host, &mut device)
-                    .map_err(driver_err("copy to device"))?;
-                device
+                self.copy_to_device(host)?
             }
             None => {
                 e0 = event("event record")?;
@@ -469,11 +463,9 @@ impl CudaBackend {
             .filter(|_| pinned)
         {
             Some(host) => {
-                host.fill(0);
+                host.fill(0); // so that a copy that did nothing cannot pass
                 let d0 = event("event record")?;
-                self.stream
-                    .memcpy_dtoh(&device, &mut *host)
-                    .map_err(driver_err("copy from device"))?;
+                self.queue_copy_to_host(&device, host)?;
                 let d1 = event("event record")?;
                 self.stream
                     .synchronize()
@@ -625,14 +617,32 @@ impl CudaBackend {
         };
         fill(host);
         let mark = self.mark();
-        // SAFETY: u32 has no invalid bit patterns, and the copy below writes all `len` words
-        // before any kernel reads them (same stream).
-        let mut device =
-            unsafe { self.stream.alloc::<u32>(len) }.map_err(driver_err("device allocation"))?;
+        Ok((self.copy_to_device(host)?, mark))
+    }
+
+    /// A new device buffer holding all of `host` (page-locked staging), copied on the
+    /// stream: the host must not touch `host` again before the stream has passed the copy.
+    fn copy_to_device(&self, host: &[u32]) -> Result<CudaSlice<u32>, AccelError> {
+        // SAFETY: u32 has no invalid bit patterns, and the copy below writes every word
+        // before anything on this stream reads them.
+        let mut device = unsafe { self.stream.alloc::<u32>(host.len()) }
+            .map_err(driver_err("device allocation"))?;
         self.stream
-            .memcpy_htod(&*host, &mut device)
+            .memcpy_htod(host, &mut device)
             .map_err(driver_err("copy to device"))?;
-        Ok((device, mark))
+        Ok(device)
+    }
+
+    /// Queues a copy of `device` into `host` (page-locked staging). It is asynchronous: the
+    /// caller synchronizes the stream before reading `host`.
+    fn queue_copy_to_host(
+        &self,
+        device: &CudaSlice<u32>,
+        host: &mut [u32],
+    ) -> Result<(), AccelError> {
+        self.stream
+            .memcpy_dtoh(device, host)
+            .map_err(driver_err("copy from device"))
     }
 
     /// Copies `device` back and hands its words to `read`, through the staging buffer (or a
@@ -650,9 +660,7 @@ impl CudaBackend {
                 .map_err(driver_err("copy from device"))?;
             return Ok(read(&words));
         };
-        self.stream
-            .memcpy_dtoh(device, &mut *host)
-            .map_err(driver_err("copy from device"))?;
+        self.queue_copy_to_host(device, host)?;
         // The copy into page-locked memory is asynchronous: wait for it before reading.
         self.stream
             .synchronize()

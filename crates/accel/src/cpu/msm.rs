@@ -350,7 +350,7 @@ const FOLD_CHAINS: usize = 128;
 /// running sum, over the `K` chains.
 fn fold_buckets_batch_affine(sums: &[Option<G1Affine>], scratch: &mut BatchScratch) -> G1 {
     let nb = sums.len();
-    debug_assert!(nb.is_power_of_two());
+    assert!(nb.is_power_of_two(), "Booth buckets come in powers of two");
     let chains = FOLD_CHAINS.min(nb);
     let len = nb / chains;
     let mut running: Vec<Option<G1Affine>> = vec![None; chains];
@@ -364,14 +364,12 @@ fn fold_buckets_batch_affine(sums: &[Option<G1Affine>], scratch: &mut BatchScrat
         batch_add_assign(&mut total, &running, scratch);
     }
     let mut acc = total.iter().flatten().fold(G1::identity(), |a, p| a + p);
-    let mut run = G1::identity();
-    let mut weighted = G1::identity(); // sum_k k * running_k
-    for r in running.iter().skip(1).rev() {
-        if let Some(r) = r {
-            run += r;
-        }
-        weighted += run;
-    }
+    // sum_k k * running_k: the same fold over the chains (chain k is "bucket" k - 1).
+    let chain_sums: Vec<G1> = running[1..]
+        .iter()
+        .map(|r| r.map_or(G1::identity(), G1::from))
+        .collect();
+    let mut weighted = fold_buckets(chain_sums.iter().rev());
     for _ in 0..len.trailing_zeros() {
         weighted = weighted.double();
     }
