@@ -333,41 +333,61 @@ impl fmt::Display for DeviceInventory {
     }
 }
 
-/// Which backend the caller wants.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BackendChoice {
-    /// The first usable GPU, else the CPU (with the reason recorded).
+/// Which compute path proving takes: the one type behind `--backend`, `PROOFMILL_BACKEND`
+/// and the server's engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// The first usable GPU, else our CPU engine (with the reason recorded).
     #[default]
     Auto,
-    /// The CPU backend.
+    /// Our CPU engine (Pippenger MSM, radix NTT).
     Cpu,
     /// A GPU, or an error saying why none can be used.
     Cuda,
+    /// No engine: halo2-axiom's own code, untouched (the reference).
+    Stock,
 }
 
-impl fmt::Display for BackendChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendChoice::Auto => "auto",
-            BackendChoice::Cpu => "cpu",
-            BackendChoice::Cuda => "cuda",
-        })
+impl Engine {
+    /// Every engine, in the order `--help` lists them.
+    pub const ALL: [Engine; 4] = [Engine::Auto, Engine::Cpu, Engine::Cuda, Engine::Stock];
+
+    /// The name `--backend` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Cpu => "cpu",
+            Engine::Cuda => "cuda",
+            Engine::Stock => "stock",
+        }
+    }
+
+    /// True when the engine may prove on GPUs (`auto` and `cuda`).
+    pub fn may_use_gpus(self) -> bool {
+        matches!(self, Engine::Auto | Engine::Cuda)
     }
 }
 
-/// Error parsing a [`BackendChoice`].
-#[derive(Debug, thiserror::Error)]
-#[error("unknown backend {0:?}: expected auto, cpu or cuda")]
-pub struct UnknownBackendChoice(pub String);
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
-impl FromStr for BackendChoice {
-    type Err = UnknownBackendChoice;
+/// Error parsing an [`Engine`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {0:?}: expected auto, cpu, cuda or stock")]
+pub struct UnknownEngine(pub String);
+
+impl FromStr for Engine {
+    type Err = UnknownEngine;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(BackendChoice::Auto),
-            "cpu" => Ok(BackendChoice::Cpu),
-            "cuda" | "gpu" => Ok(BackendChoice::Cuda),
-            _ => Err(UnknownBackendChoice(s.to_string())),
+            "gpu" => Ok(Engine::Cuda),
+            lower => Engine::ALL
+                .into_iter()
+                .find(|e| e.name() == lower)
+                .ok_or_else(|| UnknownEngine(s.to_string())),
         }
     }
 }
@@ -381,29 +401,32 @@ pub struct Selected {
     pub fallback_reason: Option<String>,
 }
 
-/// Picks a backend. `Cuda` fails with [`AccelError::Unavailable`] and the reason when no GPU
-/// can be used; `Auto` then falls back to the CPU and records the reason.
-pub fn select(choice: BackendChoice) -> Result<Selected, AccelError> {
-    match choice {
-        BackendChoice::Cpu => Ok(Selected {
+/// Picks the backend of `engine`; `None` for [`Engine::Stock`], which has none. `Cuda` fails
+/// with [`AccelError::Unavailable`] and the reason when no GPU can be used; `Auto` then falls
+/// back to the CPU and records the reason.
+pub fn select(engine: Engine) -> Result<Option<Selected>, AccelError> {
+    let selected = match engine {
+        Engine::Stock => return Ok(None),
+        Engine::Cpu => Selected {
             backend: Box::new(CpuBackend::new()),
             fallback_reason: None,
-        }),
-        BackendChoice::Cuda => Ok(Selected {
+        },
+        Engine::Cuda => Selected {
             backend: Box::new(open_first_gpu()?),
             fallback_reason: None,
-        }),
-        BackendChoice::Auto => match open_first_gpu() {
-            Ok(b) => Ok(Selected {
+        },
+        Engine::Auto => match open_first_gpu() {
+            Ok(b) => Selected {
                 backend: Box::new(b),
                 fallback_reason: None,
-            }),
-            Err(e) => Ok(Selected {
+            },
+            Err(e) => Selected {
                 backend: Box::new(CpuBackend::new()),
                 fallback_reason: Some(e.to_string()),
-            }),
+            },
         },
-    }
+    };
+    Ok(Some(selected))
 }
 
 fn open_first_gpu() -> Result<CudaBackend, AccelError> {

@@ -21,6 +21,7 @@ pub mod conformance;
 pub mod cpu;
 pub mod cuda;
 mod error;
+pub mod host;
 pub mod inventory;
 pub mod kernels;
 
@@ -32,7 +33,7 @@ pub use cpu::CpuBackend;
 pub use cuda::CudaBackend;
 pub use error::AccelError;
 pub use inventory::{
-    gpu_telemetry, select, BackendChoice, DeviceInventory, GpuInfo, GpuTelemetry, Selected,
+    gpu_telemetry, select, DeviceInventory, Engine, GpuInfo, GpuTelemetry, Selected, UnknownEngine,
 };
 
 /// The curve and fields this crate works over, re-exported so callers name the same types.

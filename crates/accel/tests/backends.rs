@@ -5,7 +5,7 @@
 
 use proofmill_accel::conformance::{check_msm, check_msm_random, check_ntt};
 use proofmill_accel::{
-    select, AccelError, Backend, BackendChoice, BackendKind, CpuBackend, CudaBackend,
+    select, AccelError, Backend, BackendKind, Engine, CpuBackend, CudaBackend,
     DeviceInventory,
 };
 
@@ -58,10 +58,15 @@ fn inventory_and_selection_never_panic() {
     let inv = DeviceInventory::probe();
     eprintln!("{inv}");
     assert!(inv.cpu_threads >= 1);
-    let cpu = select(BackendChoice::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let cpu = select(Engine::Cpu)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("cpu has a backend");
     assert_eq!(cpu.backend.kind(), BackendKind::Cpu);
     assert!(cpu.fallback_reason.is_none());
-    let auto = select(BackendChoice::Auto).unwrap_or_else(|e| panic!("{e}"));
+    let auto = select(Engine::Auto)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("auto has a backend");
+    assert!(select(Engine::Stock).unwrap_or_else(|e| panic!("{e}")).is_none());
     match inv.first_usable_gpu() {
         None => {
             let reason = inv
@@ -73,7 +78,7 @@ fn inventory_and_selection_never_panic() {
                 auto.fallback_reason.is_some(),
                 "Auto must say why it fell back"
             );
-            match select(BackendChoice::Cuda) {
+            match select(Engine::Cuda) {
                 Err(AccelError::Unavailable {
                     backend: BackendKind::Cuda,
                     reason,
@@ -88,11 +93,11 @@ fn inventory_and_selection_never_panic() {
         }
         Some(_) => assert_eq!(auto.backend.kind(), BackendKind::Cuda),
     }
-    assert_eq!(
-        "CUDA".parse::<BackendChoice>().ok(),
-        Some(BackendChoice::Cuda)
-    );
-    assert!("tpu".parse::<BackendChoice>().is_err());
+    assert_eq!("CUDA".parse::<Engine>().ok(), Some(Engine::Cuda));
+    for engine in Engine::ALL {
+        assert_eq!(engine.name().parse::<Engine>(), Ok(engine));
+    }
+    assert!("tpu".parse::<Engine>().is_err());
 }
 
 /// Prints past the test harness's output capture, so skips are seen even when tests pass.

@@ -29,7 +29,7 @@ use halo2_base::halo2_proofs::{
     halo2curves::bn256::{Fr, G1Affine, G1},
 };
 use proofmill_accel::{
-    omega_for, Backend, BackendChoice, BackendKind, BasesHandle, MsmConfig, NttConfig,
+    omega_for, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig,
 };
 
 use crate::ProverError;
@@ -220,45 +220,7 @@ impl Accelerator for EngineAccelerator {
     }
 }
 
-/// Which compute path proving takes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Engine {
-    /// A usable GPU, else our CPU engine.
-    #[default]
-    Auto,
-    /// Our CPU engine (Pippenger MSM, radix NTT).
-    Cpu,
-    /// A GPU, or an error saying why none is usable.
-    Cuda,
-    /// halo2-axiom's own code, untouched (the reference).
-    Stock,
-}
-
-impl std::str::FromStr for Engine {
-    type Err = ProverError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Engine::Auto),
-            "cpu" => Ok(Engine::Cpu),
-            "cuda" | "gpu" => Ok(Engine::Cuda),
-            "stock" => Ok(Engine::Stock),
-            _ => Err(ProverError::Engine(format!(
-                "unknown backend {s:?}: expected auto, cpu, cuda or stock"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Engine::Auto => "auto",
-            Engine::Cpu => "cpu",
-            Engine::Cuda => "cuda",
-            Engine::Stock => "stock",
-        })
-    }
-}
+pub use proofmill_accel::Engine;
 
 /// What [`install`] put in place.
 #[derive(Debug, Clone)]
@@ -274,21 +236,16 @@ pub struct Installed {
 /// Selects the backend for `engine` and installs it in halo2's prover for the whole process.
 /// `cuda` without a usable GPU is an error naming why; `auto` then falls back to the CPU.
 pub fn install(engine: Engine) -> Result<Installed, ProverError> {
-    let choice = match engine {
-        Engine::Stock => {
-            set_accelerator(None);
-            return Ok(Installed {
-                accelerator: None,
-                description: "stock halo2-axiom (no engine)".into(),
-                fallback_reason: None,
-            });
-        }
-        Engine::Auto => BackendChoice::Auto,
-        Engine::Cpu => BackendChoice::Cpu,
-        Engine::Cuda => BackendChoice::Cuda,
-    };
-    let selected = proofmill_accel::select(choice)
+    let selected = proofmill_accel::select(engine)
         .map_err(|e| ProverError::Engine(format!("backend {engine}: {e}")))?;
+    let Some(selected) = selected else {
+        set_accelerator(None);
+        return Ok(Installed {
+            accelerator: None,
+            description: "stock halo2-axiom (no engine)".into(),
+            fallback_reason: None,
+        });
+    };
     let mut fallback_reason = selected.fallback_reason;
     let mut backend: Arc<dyn Backend> = Arc::from(selected.backend);
     if backend.kind() != BackendKind::Cpu {

@@ -183,14 +183,10 @@ impl Config {
 
     /// This node's id: `node_id`, else the host name, else `proofmill`.
     pub fn node(&self) -> String {
-        self.node_id.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "proofmill".to_owned())
-        })
+        self.node_id
+            .clone()
+            .or_else(proofmill_accel::host::hostname)
+            .unwrap_or_else(|| "proofmill".to_owned())
     }
 
     /// How long a lease lasts without a heartbeat.

@@ -2,6 +2,7 @@
 //! it has and what it is doing. The host CPU (one entry per CPU worker) and every GPU the
 //! accel crate's inventory found, with live NVML telemetry for GPUs.
 
+use proofmill_accel::host;
 use serde::{Deserialize, Serialize};
 
 /// What kind of device proves on.
@@ -72,7 +73,7 @@ impl DeviceInfo {
         let mut info = Self {
             id: format!("cpu{index}"),
             node: None,
-            name: cpu_model().unwrap_or_else(|| "CPU".to_owned()),
+            name: host::cpu_model().unwrap_or_else(|| "CPU".to_owned()),
             kind: DeviceKind::Cpu,
             cores: std::thread::available_parallelism()
                 .ok()
@@ -130,53 +131,16 @@ impl DeviceInfo {
             }
         }
         if self.kind == DeviceKind::Cpu {
-            let (total, available) = meminfo();
+            let (total, available) = host::memory();
             self.memory_total_bytes = total;
             self.memory_free_bytes = available;
-            self.utilization = load_average().and_then(|load| {
+            self.utilization = host::load_average().and_then(|load| {
                 self.cores
                     .map(|c| (load / f64::from(c.max(1))).clamp(0.0, 1.0))
             });
-            self.temperature_c = cpu_temperature();
+            self.temperature_c = host::cpu_temperature();
         }
     }
-}
-
-fn cpu_model() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    text.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_owned())
-}
-
-/// (MemTotal, MemAvailable) in bytes.
-fn meminfo() -> (Option<u64>, Option<u64>) {
-    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
-        return (None, None);
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    };
-    (field("MemTotal:"), field("MemAvailable:"))
-}
-
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn cpu_temperature() -> Option<f64> {
-    let text = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp").ok()?;
-    text.trim().parse::<f64>().ok().map(|milli| milli / 1000.0)
 }
 
 /// Bytes a job is expected to need on a device: the proving key's and witness's polynomials

@@ -417,8 +417,8 @@ impl Scheduler {
                             done.insert(job.id.clone());
                             let reason = format!(
                                 "needs about {:.1} GiB of memory; the largest device has {:.1} GiB",
-                                gib(bytes),
-                                gib(largest)
+                                proofmill_accel::host::gib(bytes),
+                                proofmill_accel::host::gib(largest)
                             );
                             self.fail(job, &reason).await?;
                             continue;
@@ -842,8 +842,4 @@ impl Scheduler {
         }
         Ok(())
     }
-}
-
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1u32 << 30)
 }

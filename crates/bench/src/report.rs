@@ -403,7 +403,7 @@ pub fn markdown(report: &Report, chart: Option<&str>) -> String {
         m.cpu_model, m.cpu_cores, m.cpu_threads
     );
     if let Some(b) = m.memory_bytes {
-        let _ = writeln!(out, "| memory | {:.1} GiB |", super::machine::gib(b));
+        let _ = writeln!(out, "| memory | {:.1} GiB |", proofmill_accel::host::gib(b));
     }
     if m.gpus.is_empty() {
         let _ = writeln!(
@@ -414,7 +414,7 @@ pub fn markdown(report: &Report, chart: Option<&str>) -> String {
     }
     for g in &m.gpus {
         let mem = g.memory_bytes.map_or(String::new(), |b| {
-            format!(", {:.0} GiB", super::machine::gib(b))
+            format!(", {:.0} GiB", proofmill_accel::host::gib(b))
         });
         let cc = g
             .compute_capability

@@ -4,30 +4,33 @@
 //! and energy from NVML; then prints a table and writes JSON, Markdown and an SVG chart,
 //! optionally compared with an earlier JSON report.
 //!
-//! This module owns the benchmark's plan and its outputs. It uses the accelerator backends
-//! and the prover through their public APIs and changes neither; the rest of the CLI does not
-//! depend on it.
+//! This crate owns the benchmark's plan and its outputs, and `proofmill selftest`
+//! ([`selftest`]). It uses the accelerator backends and the prover through their public APIs
+//! and changes neither; the binary only parses the flags and calls [`run`].
 
+mod error;
 mod machine;
 mod measure;
 mod report;
+pub mod selftest;
 mod stats;
 mod svg;
 
+pub use error::BenchError;
+
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::{bail, Context, Result};
-use halo2_proofs::accel::{set_accelerator, Accelerator};
 use proofmill_accel::{CpuBackend, CudaBackend, DeviceInventory};
 use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
-use proofmill_prover::engine::EngineAccelerator;
+use proofmill_prover::engine::{DevicePool, EngineAccelerator};
 use proofmill_prover::Prover;
 
 use machine::Machine;
-use measure::{Bench, Device, Plan, PowerMeter, Progress};
+use measure::{Bench, BenchPlan, Device, PowerMeter, Progress};
+
+type Result<T, E = BenchError> = std::result::Result<T, E>;
 use report::{DeviceReport, Measurement, Report, Skipped};
 
 /// Flags of `proofmill bench`.
@@ -110,32 +113,11 @@ const CPU_PROVE_PATH: &str = "the prover's CPU engine (commitment MSMs and FFTs 
 /// How a GPU proves: the prover's engine on that GPU.
 const GPU_PROVE_PATH: &str = "the prover's engine on this GPU (commitment MSMs and FFTs on the GPU; quotient evaluation and multi-opening on the CPU)";
 
-/// Puts an accelerator into halo2's prover (`None`: the stock code) for as long as it lives,
-/// and puts the previous one back when dropped, also on an error path.
-struct EngineInstalled {
-    previous: Option<Arc<dyn Accelerator>>,
-}
-
-impl EngineInstalled {
-    fn new(accelerator: Option<Arc<EngineAccelerator>>) -> Self {
-        let accelerator = accelerator.map(|a| a as Arc<dyn Accelerator>);
-        Self {
-            previous: set_accelerator(accelerator),
-        }
-    }
-}
-
-impl Drop for EngineInstalled {
-    fn drop(&mut self) {
-        set_accelerator(self.previous.take());
-    }
-}
-
 fn log_range(from: u32, to: u32, step: usize) -> Vec<u32> {
     (from..=to).step_by(step).collect()
 }
 
-fn plans(args: &BenchArgs) -> Result<(Plan, Plan)> {
+fn plans(args: &BenchArgs) -> Result<(BenchPlan, BenchPlan)> {
     let reps = args
         .reps
         .map_or(if args.quick { 3 } else { 5 }, |r| r as usize);
@@ -171,7 +153,7 @@ fn plans(args: &BenchArgs) -> Result<(Plan, Plan)> {
     } else {
         circuits.clone()
     };
-    let cpu = Plan {
+    let cpu = BenchPlan {
         msm_logs: if args.quick {
             log_range(10, 16, 2)
         } else {
@@ -191,7 +173,7 @@ fn plans(args: &BenchArgs) -> Result<(Plan, Plan)> {
         warmups: 1,
         msm_windows: args.msm_windows.clone(),
     };
-    let gpu = Plan {
+    let gpu = BenchPlan {
         msm_logs: if args.quick {
             log_range(16, 20, 2)
         } else {
@@ -219,35 +201,54 @@ fn plans(args: &BenchArgs) -> Result<(Plan, Plan)> {
 }
 
 fn read_report(path: &Path) -> Result<Report> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let report: Report = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a proofmill bench report", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let report: Report = serde_json::from_str(&text).map_err(|e| BenchError::Report {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     if report.format != report::FORMAT {
-        bail!(
-            "{}: format {:?}, expected {:?}",
-            path.display(),
-            report.format,
-            report::FORMAT
-        );
+        return Err(BenchError::Report {
+            path: path.to_owned(),
+            message: format!(
+                "format {:?}, expected {:?}",
+                report.format,
+                report::FORMAT
+            ),
+        });
     }
     Ok(report)
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BenchError::Io { path, source }
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(path, text).map_err(io(path))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
 
+/// How a benchmark run went, once its report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchOutcome {
+    /// Some device or step failed (the report says which): the binary exits 1.
+    pub failed: bool,
+}
+
 /// Runs the benchmark; SRS files and keys come from (and go to) `data_dir`.
-pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
+pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<BenchOutcome> {
     if let Some(p) = args.price_per_hour {
         if !p.is_finite() || p < 0.0 {
-            bail!("--price-per-hour {p}: give a non-negative price in USD per hour");
+            return Err(BenchError::Invalid(format!(
+                "--price-per-hour {p}: give a non-negative price in USD per hour"
+            )));
         }
     }
     // Read the baseline before minutes of measuring, so that a bad path fails at once.
@@ -276,7 +277,7 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
                 .cuda_unavailable_reason()
                 .unwrap_or_else(|| "no usable GPU".to_owned());
             if args.device == "cuda" {
-                bail!("no GPU: {reason}");
+                return Err(BenchError::NoGpu(reason));
             }
             eprintln!("no GPU: {reason} — benchmarking the CPU only");
         }
@@ -350,7 +351,7 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
                 },
                 Some(nvml),
             ) => PowerMeter::new(nvml, uuid)
-                .map_err(|e| progress.line(&format!("{id}: no power readings: {e:#}")))
+                .map_err(|e| progress.line(&format!("{id}: no power readings: {e}")))
                 .ok(),
             _ => None,
         };
@@ -373,11 +374,11 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
         let mut push = |m: Measurement| results.push(m);
         let mut check = |op: &str, r: Result<()>, skipped: &mut Vec<Skipped>| {
             if let Err(e) = r {
-                progress.line(&format!("{id} {op}: FAILED: {e:#}"));
+                progress.line(&format!("{id} {op}: FAILED: {e}"));
                 failed = true;
                 skipped.push(Skipped {
                     op: op.to_owned(),
-                    reason: format!("FAILED: {e:#}"),
+                    reason: format!("FAILED: {e}"),
                 });
             }
         };
@@ -410,8 +411,8 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
                 reason: "not measured: this GPU's MSM, NTT or transfers failed above".to_owned(),
             });
         } else {
-            // Each device proves through the engine on that device. The engine is
-            // process-wide: installed for this device only, restored afterwards.
+            // Each device proves through the engine on that device, on a pool of threads
+            // that carry it (as the job server's device workers do).
             let backend: Arc<dyn proofmill_accel::Backend> = match device {
                 Device::Cuda { backend, .. } => {
                     backend.set_device_timing(false); // no events inside proofs
@@ -419,38 +420,48 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
                 }
                 Device::Cpu(_) => Arc::new(CpuBackend::new()),
             };
-            let engine = Some(Arc::new(EngineAccelerator::new(backend)));
-            let installed = EngineInstalled::new(engine.clone());
-            check("prove", bench.proofs(plan, &mut push), &mut skipped);
-            match &plan.aggregate {
-                Some(circuit) => check(
-                    "aggregate",
-                    bench.aggregation(circuit, plan, &mut push),
-                    &mut skipped,
-                ),
-                None => skipped.push(Skipped {
-                    op: "aggregate".to_owned(),
-                    reason: if args.quick {
-                        "skipped in --quick mode (minutes and ~8 GB of memory)".to_owned()
-                    } else {
-                        "skipped (--no-aggregate)".to_owned()
-                    },
-                }),
-            }
-            drop(installed);
-            if let Some(engine) = engine {
-                let s = engine.stats();
-                notes.push(format!(
-                    "engine over all proofs on this device: {} MSMs ({:.2} s) and {} FFTs ({:.2} s) on the engine, {} small calls left to halo2's code",
-                    s.msm_calls, s.msm_seconds, s.fft_calls, s.fft_seconds, s.declined
-                ));
-                if s.errors > 0 {
-                    failed = true;
-                    notes.push(format!(
-                        "WARNING: {} MSM/FFT calls failed on the engine and were computed by halo2's code: these proof times are not the engine's",
-                        s.errors
-                    ));
+            let engine = Arc::new(EngineAccelerator::new(backend));
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            match DevicePool::new(&format!("bench-{id}"), engine.clone(), threads) {
+                Err(e) => check("prove", Err(e.into()), &mut skipped),
+                Ok(pool) => {
+                    let (proved, rows) = pool.run(|| {
+                        let mut rows = Vec::new();
+                        (bench.proofs(plan, &mut |m| rows.push(m)), rows)
+                    });
+                    results.extend(rows);
+                    check("prove", proved, &mut skipped);
+                    match &plan.aggregate {
+                        Some(circuit) => {
+                            let (aggregated, rows) = pool.run(|| {
+                                let mut rows = Vec::new();
+                                (bench.aggregation(circuit, plan, &mut |m| rows.push(m)), rows)
+                            });
+                            results.extend(rows);
+                            check("aggregate", aggregated, &mut skipped);
+                        }
+                        None => skipped.push(Skipped {
+                            op: "aggregate".to_owned(),
+                            reason: if args.quick {
+                                "skipped in --quick mode (minutes and ~8 GB of memory)".to_owned()
+                            } else {
+                                "skipped (--no-aggregate)".to_owned()
+                            },
+                        }),
+                    }
                 }
+            }
+            let s = engine.stats();
+            notes.push(format!(
+                "engine over all proofs on this device: {} MSMs ({:.2} s) and {} FFTs ({:.2} s) on the engine, {} small calls left to halo2's code",
+                s.msm_calls, s.msm_seconds, s.fft_calls, s.fft_seconds, s.declined
+            ));
+            if s.errors > 0 {
+                failed = true;
+                notes.push(format!(
+                    "WARNING: {} MSM/FFT calls failed on the engine and were computed by halo2's code: these proof times are not the engine's",
+                    s.errors
+                ));
             }
         }
         if kind == "cpu" {
@@ -511,7 +522,10 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
     if let Some(path) = &json {
         write(
             path,
-            &format!("{}\n", serde_json::to_string_pretty(&report)?),
+            &format!(
+                "{}\n",
+                serde_json::to_string_pretty(&report).map_err(|e| BenchError::Invalid(format!("the report does not serialize: {e}")))?
+            ),
         )?;
     }
     if let Some(path) = &svg {
@@ -528,9 +542,5 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<ExitCode> {
         });
         write(path, &report::markdown(&report, chart.as_deref()))?;
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(BenchOutcome { failed })
 }

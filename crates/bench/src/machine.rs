@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use proofmill_accel::DeviceInventory;
+use proofmill_accel::{host, DeviceInventory};
 use serde::{Deserialize, Serialize};
 
 /// The machine a report was made on.
@@ -50,17 +50,15 @@ pub struct Gpu {
 impl Machine {
     /// Describes this machine, with the GPUs from `inventory`.
     pub fn probe(inventory: &DeviceInventory) -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let (cores, _) = cpu_topology(&cpuinfo);
+        let (cores, _) = host::cpu_topology();
         Self {
-            hostname: hostname(),
+            hostname: host::hostname().unwrap_or_else(|| "unknown".to_owned()),
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-            cpu_model: cpu_model(&cpuinfo).unwrap_or_else(|| "unknown CPU".to_owned()),
+            cpu_model: host::cpu_model().unwrap_or_else(|| "unknown CPU".to_owned()),
             cpu_cores: cores.unwrap_or(threads).min(threads.max(1)).max(1),
             cpu_threads: threads,
-            memory_bytes: mem_total(&meminfo),
+            memory_bytes: host::memory().0,
             gpu_driver: inventory.driver_version.clone(),
             nvrtc: inventory.nvrtc_version.map(|(a, b)| format!("{a}.{b}")),
             gpus: inventory
@@ -82,7 +80,7 @@ impl Machine {
     pub fn one_line(&self) -> String {
         let memory = self
             .memory_bytes
-            .map_or(String::new(), |b| format!(", {:.1} GiB RAM", gib(b)));
+            .map_or(String::new(), |b| format!(", {:.1} GiB RAM", host::gib(b)));
         let gpus = if self.gpus.is_empty() {
             format!(
                 "no GPU ({})",
@@ -105,67 +103,10 @@ impl Machine {
     }
 }
 
-/// Bytes in GiB.
-pub fn gib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1u32 << 30)
-}
-
-fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_owned())
-        .find(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// The CPU model named in `/proc/cpuinfo` (x86 `model name`, or ARM's `Hardware`/`CPU part`).
-fn cpu_model(cpuinfo: &str) -> Option<String> {
-    ["model name", "Hardware", "cpu model", "Processor"]
-        .iter()
-        .find_map(|key| field(cpuinfo, key))
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
-/// (physical cores, logical CPUs) from `/proc/cpuinfo`, each when it can be told.
-fn cpu_topology(cpuinfo: &str) -> (Option<usize>, Option<usize>) {
-    let mut logical = 0;
-    let mut cores = std::collections::BTreeSet::new();
-    let mut physical_id = None;
-    for block in cpuinfo.split("\n\n").filter(|b| b.contains("processor")) {
-        logical += 1;
-        physical_id = field(block, "physical id").or(physical_id);
-        if let Some(core) = field(block, "core id") {
-            cores.insert((physical_id.clone().unwrap_or_default(), core));
-        }
-    }
-    let physical = (!cores.is_empty()).then_some(cores.len());
-    (
-        physical.or((logical > 0).then_some(logical)),
-        (logical > 0).then_some(logical),
-    )
-}
-
-/// `MemTotal` from `/proc/meminfo`, in bytes.
-fn mem_total(meminfo: &str) -> Option<u64> {
-    let kb = field(meminfo, "MemTotal")?;
-    let kb: u64 = kb.split_whitespace().next()?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// The value of the first `key : value` line.
-fn field(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        (k.trim() == key).then(|| v.trim().to_owned())
-    })
-}
-
 /// The versions of what did the work: this binary, the compiler that built it, and the
 /// proving and GPU crates as resolved in the workspace's `Cargo.lock` at build time.
 pub fn versions() -> BTreeMap<String, String> {
-    const LOCK: &str = include_str!("../../Cargo.lock");
+    const LOCK: &str = include_str!("../../../Cargo.lock");
     let mut v = BTreeMap::new();
     v.insert("proofmill".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
     v.insert(
@@ -208,31 +149,6 @@ fn lock_version(lock: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CPUINFO: &str = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7B13 64-Core Processor\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 1\nmodel name\t: AMD EPYC  7B13 64-Core Processor\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 2\nmodel name\t: AMD EPYC  7B13 64-Core Processor\nphysical id\t: 0\ncore id\t\t: 1\n";
-
-    #[test]
-    fn cpuinfo_gives_model_cores_and_threads() {
-        assert_eq!(
-            cpu_model(CPUINFO).as_deref(),
-            Some("AMD EPYC 7B13 64-Core Processor")
-        );
-        assert_eq!(cpu_topology(CPUINFO), (Some(2), Some(3)));
-        assert_eq!(
-            cpu_topology("processor : 0\nmodel name : X\n"),
-            (Some(1), Some(1))
-        );
-        assert_eq!(cpu_topology(""), (None, None));
-    }
-
-    #[test]
-    fn meminfo_total_in_bytes() {
-        assert_eq!(
-            mem_total("MemTotal:       24576000 kB\nMemFree: 1 kB\n"),
-            Some(24_576_000 * 1024)
-        );
-        assert_eq!(mem_total("nothing"), None);
-    }
 
     #[test]
     fn versions_come_from_the_lock_file() {

@@ -235,8 +235,8 @@ pub fn chart(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::tests::{measurement, report};
-    use crate::bench::report::DeviceReport;
+    use crate::report::tests::{measurement, report};
+    use crate::report::DeviceReport;
 
     #[test]
     fn log_scale_maps_ends_and_middle() {

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use crate::error::{BenchError, StepContext};
+
+type Result<T, E = BenchError> = std::result::Result<T, E>;
 use indicatif::{ProgressBar, ProgressStyle};
 use proofmill_accel::conformance::{random_bases, random_scalars};
 use proofmill_accel::{Backend, BasesHandle, CpuBackend, CudaBackend, MsmConfig, NttConfig};
@@ -22,7 +24,7 @@ use super::stats::Summary;
 
 /// What to measure on one device.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct BenchPlan {
     /// log2 sizes of the MSMs.
     pub msm_logs: Vec<u32>,
     /// log2 sizes of the NTTs.
@@ -46,7 +48,7 @@ pub struct Plan {
     pub msm_windows: Vec<u32>,
 }
 
-impl Plan {
+impl BenchPlan {
     /// Rows this plan produces (for the progress bar).
     pub fn steps(&self) -> usize {
         self.msm_logs.len() * self.msm_windows.len().max(1)
@@ -191,7 +193,7 @@ impl<'n> PowerMeter<'n> {
         Ok(Self {
             device: nvml
                 .device_by_uuid(uuid)
-                .with_context(|| format!("NVML has no GPU {uuid}"))?,
+                .map_err(|e| BenchError::Nvml(format!("no GPU {uuid}: {e}")))?,
         })
     }
 
@@ -294,7 +296,7 @@ impl Bench<'_> {
             Some(d) => (d.clone(), GPU_TIMING, Summary::of(&walls)),
             None => (walls.clone(), CPU_TIMING, None),
         };
-        let seconds = Summary::of(&primary).context("no valid samples")?;
+        let seconds = Summary::of(&primary).ok_or_else(|| BenchError::Invalid(format!("{op} {label}: no valid samples")))?;
         let throughput = per_second.and_then(|(amount, unit)| {
             (seconds.median > 0.0).then(|| Throughput {
                 per_second: amount / seconds.median,
@@ -349,7 +351,7 @@ impl Bench<'_> {
     }
 
     /// MSMs against bases loaded once (as the prover keeps its SRS), fresh scalars per rep.
-    pub fn msm(&self, plan: &Plan, out: &mut dyn FnMut(Measurement)) -> Result<()> {
+    pub fn msm(&self, plan: &BenchPlan, out: &mut dyn FnMut(Measurement)) -> Result<()> {
         let Some(&max) = plan.msm_logs.iter().max() else {
             return Ok(());
         };
@@ -357,7 +359,7 @@ impl Bench<'_> {
             .status(&format!("{}: generating 2^{max} MSM bases", self.id));
         let bases = random_bases(1 << max, self.nonce);
         let backend = self.device.backend();
-        let handle = backend.load_bases(&bases).context("loading MSM bases")?;
+        let handle = backend.load_bases(&bases).step(|| "loading MSM bases".to_owned())?;
         if let (Device::Cuda { .. }, Some(&min)) = (self.device, plan.msm_logs.iter().min()) {
             // A fast wrong kernel is no result: check one MSM against the CPU backend first.
             let n = 1usize << min;
@@ -369,7 +371,7 @@ impl Bench<'_> {
                 &MsmConfig::default(),
             )?;
             if backend.msm(&handle, &scalars, &MsmConfig::default())? != expected {
-                anyhow::bail!("the GPU's MSM of 2^{min} points differs from the CPU backend's");
+                return Err(BenchError::Mismatch(format!("the GPU's MSM of 2^{min} points differs from the CPU backend's")));
             }
         }
         drop(bases);
@@ -389,7 +391,7 @@ impl Bench<'_> {
     /// One MSM row: 2^`log` points with the given window width (`None`: the backend's).
     fn msm_row(
         &self,
-        plan: &Plan,
+        plan: &BenchPlan,
         handle: &BasesHandle,
         log: u32,
         window_bits: Option<u32>,
@@ -434,7 +436,7 @@ impl Bench<'_> {
     }
 
     /// Forward NTTs of fresh random vectors (twiddles are built by the warm-up).
-    pub fn ntt(&self, plan: &Plan, out: &mut dyn FnMut(Measurement)) -> Result<()> {
+    pub fn ntt(&self, plan: &BenchPlan, out: &mut dyn FnMut(Measurement)) -> Result<()> {
         let backend = self.device.backend();
         if let (Device::Cuda { .. }, Some(&min)) = (self.device, plan.ntt_logs.iter().min()) {
             let mut expected = random_scalars(1 << min, self.seed(2, min, 999));
@@ -442,7 +444,7 @@ impl Bench<'_> {
             CpuBackend::new().ntt(&mut expected, min, &NttConfig::forward())?;
             backend.ntt(&mut got, min, &NttConfig::forward())?;
             if got != expected {
-                anyhow::bail!("the GPU's NTT of 2^{min} elements differs from the CPU backend's");
+                return Err(BenchError::Mismatch(format!("the GPU's NTT of 2^{min} elements differs from the CPU backend's")));
             }
         }
         for &log in &plan.ntt_logs {
@@ -486,7 +488,7 @@ impl Bench<'_> {
     pub fn transfers(
         &self,
         backend: &CudaBackend,
-        plan: &Plan,
+        plan: &BenchPlan,
         out: &mut dyn FnMut(Measurement),
     ) -> Result<()> {
         for &bytes in &plan.transfer_bytes {
@@ -546,14 +548,14 @@ impl Bench<'_> {
 
     /// End-to-end proofs (witness, halo2 `create_proof`, stock-verifier self-check) of fresh
     /// example batches, keys and SRS loaded (or generated) before timing.
-    pub fn proofs(&self, plan: &Plan, out: &mut dyn FnMut(Measurement)) -> Result<()> {
+    pub fn proofs(&self, plan: &BenchPlan, out: &mut dyn FnMut(Measurement)) -> Result<()> {
         for circuit in &plan.circuits {
             let name = circuit.name();
             let k = circuit.shape().k;
             let status = |s: Stage| self.progress.status(&format!("{}: {name}: {s}", self.id));
             self.prover
                 .keys(circuit, &status)
-                .with_context(|| format!("keys of {name}"))?;
+                .step(|| format!("keys of {name}"))?;
             let warmups = if k <= PROOF_WARMUP_MAX_K {
                 plan.warmups
             } else {
@@ -564,7 +566,7 @@ impl Bench<'_> {
                 let input = circuit.example_input(self.seed(4, k, 1000 + w));
                 self.prover
                     .prove(circuit, &input, Transcript::Poseidon, &|_| {})
-                    .with_context(|| format!("warm-up proof of {name}"))?;
+                    .step(|| format!("warm-up proof of {name}"))?;
             }
             let mut samples = Vec::new();
             let mut readings = Vec::new();
@@ -582,7 +584,7 @@ impl Bench<'_> {
                         .prove(circuit, &input, Transcript::Poseidon, &|_| {})
                 });
                 let wall = start.elapsed();
-                result.with_context(|| format!("proof of {name}"))?;
+                result.step(|| format!("proof of {name}"))?;
                 samples.push(Sample {
                     wall: wall.as_secs_f64(),
                     device: None,
@@ -613,7 +615,7 @@ impl Bench<'_> {
     pub fn aggregation(
         &self,
         circuit: &CatalogCircuit,
-        plan: &Plan,
+        plan: &BenchPlan,
         out: &mut dyn FnMut(Measurement),
     ) -> Result<()> {
         let name = circuit.name();
@@ -627,7 +629,7 @@ impl Bench<'_> {
         };
         self.prover
             .keys_for(&agg, &status)
-            .context("aggregation keys")?;
+            .step(|| "aggregation keys".to_owned())?;
         let mut samples = Vec::new();
         let mut readings = Vec::new();
         for rep in 0..plan.aggregate_reps {
@@ -644,7 +646,7 @@ impl Bench<'_> {
                 proofs.push(
                     self.prover
                         .prove(circuit, input, Transcript::Poseidon, &|_| {})
-                        .context("inner proof for aggregation")?,
+                        .step(|| "inner proof for aggregation".to_owned())?,
                 );
             }
             self.progress.status(&format!(
@@ -656,7 +658,7 @@ impl Bench<'_> {
             let start = Instant::now();
             let (result, power) = self.metered(|| self.prover.aggregate(&proofs, false, &|_| {}));
             let wall = start.elapsed();
-            result.context("aggregation")?;
+            result.step(|| "aggregation".to_owned())?;
             samples.push(Sample {
                 wall: wall.as_secs_f64(),
                 device: None,
