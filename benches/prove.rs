@@ -18,9 +18,11 @@ fn prove(c: &mut Criterion) {
         TransferBatchConfig::new(16, 2),
         TransferBatchConfig::new(16, 8),
     ] {
-        let circuit = CatalogCircuit::TransferBatch(config);
+        let circuit = CatalogCircuit::new(config);
         let input = circuit.example_input(1);
-        prover.keys(&circuit, &|_| {}).expect("keygen");
+        prover
+            .keys(&circuit, proofmill_prover::KeySource::Generate, &|_| {})
+            .expect("keygen");
         let label = format!(
             "d{}-b{} (k={})",
             config.depth,

@@ -5,13 +5,15 @@ use std::{path::Path, process::ExitCode};
 use anyhow::{bail, Result};
 use proofmill_prover::Prover;
 
-use crate::{
-    output::{write_output, Spinner},
-    proving::lookup,
-};
+use crate::{output::write_output, proving::lookup};
 
 /// `proofmill example-batch`.
-pub fn example_batch(circuit: &str, seed: u64, out: Option<&Path>, count: usize) -> Result<ExitCode> {
+pub fn example_batch(
+    circuit: &str,
+    seed: u64,
+    out: Option<&Path>,
+    count: usize,
+) -> Result<ExitCode> {
     let circuit = lookup(circuit)?;
     if count == 1 {
         let text = serde_json::to_string_pretty(&circuit.example_input(seed))?;
@@ -34,20 +36,21 @@ pub fn example_batch(circuit: &str, seed: u64, out: Option<&Path>, count: usize)
     Ok(ExitCode::SUCCESS)
 }
 
-/// `proofmill circuits`.
+/// `proofmill circuits`: the catalog, with the keys this appliance has made (read from their
+/// metadata: listing never loads an SRS, let alone makes a key).
 pub fn circuits(prover: &Prover, json: bool, no_keys: bool) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for circuit in proofmill_circuits::catalog() {
         let shape = circuit.shape();
-        let vk_hash = if no_keys {
-            None
+        let cached = if no_keys {
+            Vec::new()
         } else {
-            let spinner = Spinner::new(&circuit.name());
-            let keys = prover.keys(&circuit, &|s| spinner.stage(s))?;
-            spinner.clear();
-            Some(keys.vk_hash.clone())
+            prover.key_store().cached(&circuit.name())
         };
+        // One SRS per k is the rule; several are listed when a data directory has them.
+        let vk_hash = (cached.len() == 1).then(|| cached[0].vk_hash.clone());
         rows.push(serde_json::json!({
+            "keys": cached,
             "name": circuit.name(),
             "description": circuit.description(),
             "k": shape.k,
@@ -72,12 +75,18 @@ pub fn circuits(prover: &Prover, json: bool, no_keys: bool) -> Result<ExitCode> 
                 r["k"],
                 r["advice_columns"],
                 r["advice_cells"],
-                r["vk_hash"]
-                    .as_str()
-                    .unwrap_or("(not generated: run without --no-keys)")
+                match (r["vk_hash"].as_str(), r["keys"].as_array().map(Vec::len)) {
+                    (Some(hash), _) => hash.to_owned(),
+                    (None, Some(n)) if n > 1 =>
+                        format!("({n} keys, under different SRS files: see --json)"),
+                    _ if no_keys => "(not looked up: --no-keys)".to_owned(),
+                    _ => format!(
+                        "(not made yet: `proofmill keygen --circuit {}`, or the first proof)",
+                        r["name"].as_str().unwrap_or_default()
+                    ),
+                }
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
-

@@ -83,4 +83,3 @@ pub fn devices(prover: &Prover, json: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

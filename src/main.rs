@@ -7,7 +7,7 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use proofmill_prover::{engine::Engine, Prover, Transcript};
+use proofmill_prover::{engine::Engine, KeySource, Prover, Transcript};
 
 mod catalog;
 mod devices;
@@ -77,7 +77,7 @@ enum Command {
     },
     /// Generate (or load) the proving key of a circuit ahead of the first proof.
     Keygen {
-        /// Catalog name.
+        /// Catalog name, or an aggregation's name (`aggregate(A,B)`, nested for deeper trees).
         #[arg(long)]
         circuit: String,
     },
@@ -180,7 +180,8 @@ enum Command {
 
 /// `--backend`: an [`Engine`] by name (the one parser of engine names).
 fn parse_engine(name: &str) -> Result<Engine, String> {
-    name.parse().map_err(|e: proofmill_accel::UnknownEngine| e.to_string())
+    name.parse()
+        .map_err(|e: proofmill_accel::UnknownEngine| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -229,14 +230,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             count,
         } => catalog::example_batch(&circuit, seed, out.as_deref(), usize::from(count)),
         Command::Keygen { circuit } => {
-            let circuit = lookup(&circuit)?;
-            let spinner = Spinner::new(&circuit.name());
-            let keys = prover.keys(&circuit, &|s| spinner.stage(s))?;
-            spinner.finish(&format!(
-                "{} keys ready, vk_hash {}",
-                circuit.name(),
-                keys.vk_hash
-            ));
+            let circuit = proofmill_prover::ProofCircuit::parse(&circuit)?;
+            let name = circuit.name();
+            let spinner = Spinner::new(&name);
+            let (_, keys) =
+                prover.keys_for(&circuit, KeySource::Generate, &|s| spinner.stage(s))?;
+            spinner.finish(&format!("{name} keys ready, vk_hash {}", keys.vk_hash));
             Ok(ExitCode::SUCCESS)
         }
         Command::Prove {

@@ -54,4 +54,3 @@ impl Spinner {
         self.bar.finish_and_clear();
     }
 }
-

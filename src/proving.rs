@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use proofmill_circuits::CatalogCircuit;
-use proofmill_prover::{ProofEnvelope, Prover, Transcript};
+use proofmill_prover::{KeySource, ProofEnvelope, Prover, Transcript};
 
 use crate::output::{write_output, Spinner};
 
@@ -74,7 +74,9 @@ pub fn aggregate(
     let spinner = Spinner::new(&name);
     let start = Instant::now();
     let envelope = prover
-        .aggregate(&inputs, final_proof, &|s| spinner.stage(s))
+        .aggregate_with(&inputs, final_proof, KeySource::Generate, &|s| {
+            spinner.stage(s)
+        })
         .map_err(|e| match e {
             // Name the file, not just the position, of the input at fault.
             proofmill_prover::ProverError::Aggregation(msg) => {
@@ -126,7 +128,7 @@ pub fn verifier(
     }
     let circuit = ProofCircuit::parse(&name)?;
     let spinner = Spinner::new(&name);
-    let generated = prover.evm_verifier(&circuit, &|s| spinner.stage(s))?;
+    let generated = prover.evm_verifier(&circuit, KeySource::Generate, &|s| spinner.stage(s))?;
     spinner.clear();
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let sol = out_dir.join("Verifier.sol");
@@ -177,7 +179,7 @@ pub fn verify(prover: &Prover, path: &Path) -> Result<ExitCode> {
     let envelope = read_envelope(path)?;
     let spinner = Spinner::new(&envelope.circuit);
     let verdict = prover
-        .verify(&envelope, &|s| spinner.stage(s))
+        .verify_with(&envelope, KeySource::Generate, &|s| spinner.stage(s))
         .with_context(|| format!("{}", path.display()))?;
     spinner.clear();
     if verdict.valid {
@@ -197,4 +199,3 @@ pub fn verify(prover: &Prover, path: &Path) -> Result<ExitCode> {
         Ok(ExitCode::from(1))
     }
 }
-

@@ -13,22 +13,27 @@ use std::{
     time::Duration,
 };
 
+use proofmill_prover::Transcript;
 use proofmill_server::{
-    store::{Completed, Insert, Lease, NewJob, Retried},
+    job::{AttemptOutcome, JobStage, StoredRequest},
+    store::{Completed, Insert, Lease, NewJob, Retried, StoreError},
     JobStatus, JobStore,
 };
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
+const MAX_DEATHS: u32 = 3;
 
 fn new_job(id: &str, tenant: &str) -> NewJob {
     NewJob {
         id: id.to_owned(),
         tenant: tenant.to_owned(),
-        kind: "prove".to_owned(),
-        circuit: Some("transfer_batch/d16-b8".to_owned()),
-        request: json!({"type": "prove", "n": id}),
-        priority: 0,
+        request: StoredRequest::Prove {
+            circuit: "transfer_batch/d16-b8".to_owned(),
+            input: json!({ "n": id }),
+            priority: 0,
+            transcript: Transcript::Poseidon,
+        },
     }
 }
 
@@ -94,6 +99,9 @@ on_both_backends!(
     idempotent_inserts_hold_across_nodes,
     nodes_register_heartbeat_and_leave,
     many_workers_on_several_nodes_never_share_a_job,
+    attempts_that_keep_dying_are_dead_lettered,
+    the_queue_shows_every_tenant_and_its_share,
+    rows_this_version_cannot_read_are_errors_naming_the_job,
 );
 
 /// `open` gives another handle on the same database: one per simulated node.
@@ -112,7 +120,7 @@ where
     assert_eq!(b.claim("j1", "node-b", "cpu0", LEASE).await.unwrap(), None);
 
     // Its lease ran out (node a stopped heartbeating): any node re-queues it, for free.
-    let reaped = b.reap_expired().await.unwrap();
+    let reaped = b.reap_expired(MAX_DEATHS).await.unwrap();
     assert_eq!(reaped.len(), 1);
     assert_eq!(
         (reaped[0].job_id.as_str(), reaped[0].attempt),
@@ -143,7 +151,7 @@ where
             cancel_requested: false
         }
     );
-    a.set_stage("j1", first, "proving", 0.5).await.unwrap();
+    a.set_stage("j1", first, JobStage::Proving).await.unwrap();
     assert!(!a
         .finish("j1", first, JobStatus::Failed, "stale failure")
         .await
@@ -155,17 +163,21 @@ where
     assert!(!a.requeue("j1", first, "stale requeue").await.unwrap());
     let job = b.get("j1").await.unwrap().unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Running, 2));
-    assert_eq!(job.stage.as_deref(), Some("witness"));
+    assert_eq!(job.stage, Some(JobStage::Witness));
     assert_eq!(job.node.as_deref(), Some("node-b"));
 
     // ...except a proof: attempt 1 finished after all, and its verified proof is kept.
     assert_eq!(
-        a.complete("j1", first, "proofs/j1.json").await.unwrap(),
+        a.complete("j1", first, Some("proofs/j1.json"), "0xvk")
+            .await
+            .unwrap(),
         Completed::Recorded
     );
     // Attempt 2 can no longer overwrite that result.
     assert_eq!(
-        b.complete("j1", second, "proofs/other.json").await.unwrap(),
+        b.complete("j1", second, Some("proofs/other.json"), "0xvk")
+            .await
+            .unwrap(),
         Completed::AlreadyEnded
     );
     assert!(!b
@@ -175,18 +187,19 @@ where
     assert_eq!(b.renew("j1", second, LEASE).await.unwrap(), Lease::Lost);
     let job = b.get("j1").await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Succeeded);
-    assert_eq!(job.proof_path.as_deref(), Some("proofs/j1.json"));
+    assert_eq!(job.proof_location.as_deref(), Some("proofs/j1.json"));
+    assert_eq!(job.vk_hash.as_deref(), Some("0xvk"));
 
     let history = b.history("j1").await.unwrap();
-    let outcomes: Vec<(i64, &str, Option<&str>)> = history
+    let outcomes: Vec<(i64, &str, Option<AttemptOutcome>)> = history
         .iter()
-        .map(|h| (h.attempt, h.node.as_str(), h.outcome.as_deref()))
+        .map(|h| (h.attempt, h.node.as_str(), h.outcome))
         .collect();
     assert_eq!(
         outcomes,
         [
-            (1, "node-a", Some("succeeded")),
-            (2, "node-b", Some("superseded"))
+            (1, "node-a", Some(AttemptOutcome::Succeeded)),
+            (2, "node-b", Some(AttemptOutcome::Superseded))
         ]
     );
     assert!(history[0]
@@ -217,7 +230,7 @@ where
 
     // A lease expiry in between is not a failure.
     claim_expired(&s, "j2", "n").await;
-    assert_eq!(s.reap_expired().await.unwrap().len(), 1);
+    assert_eq!(s.reap_expired(MAX_DEATHS).await.unwrap().len(), 1);
     assert_eq!(s.get("j2").await.unwrap().unwrap().failures, 1);
 
     let n3 = s.claim("j2", "n", "cpu0", LEASE).await.unwrap().unwrap();
@@ -243,7 +256,13 @@ where
         .await
         .unwrap()
         .into_iter()
-        .map(|h| format!("{}:{}", h.device, h.outcome.unwrap_or_default()))
+        .map(|h| {
+            format!(
+                "{}:{}",
+                h.device,
+                h.outcome.map_or("running", AttemptOutcome::as_str)
+            )
+        })
         .collect();
     assert_eq!(
         outcomes,
@@ -268,21 +287,23 @@ where
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        s.requeue_node("node-a", "re-queued at start")
-            .await
-            .unwrap(),
-        1
-    );
+    let requeued = s
+        .requeue_node("node-a", "re-queued at start", Some(MAX_DEATHS))
+        .await
+        .unwrap();
+    assert_eq!((requeued.requeued, requeued.dead_lettered.len()), (1, 0));
     let job = s.get("mine").await.unwrap().unwrap();
-    assert_eq!((job.status, job.failures), (JobStatus::Queued, 0));
+    assert_eq!(
+        (job.status, job.failures, job.deaths),
+        (JobStatus::Queued, 0, 1)
+    );
     assert_eq!(s.renew("mine", mine, LEASE).await.unwrap(), Lease::Lost);
     assert_eq!(
         s.get("theirs").await.unwrap().unwrap().status,
         JobStatus::Running
     );
     // Live leases are not reaped.
-    assert!(s.reap_expired().await.unwrap().is_empty());
+    assert!(s.reap_expired(MAX_DEATHS).await.unwrap().is_empty());
 }
 
 async fn cancels_reach_the_running_node_through_its_heartbeat<F, Fut>(open: F)
@@ -321,7 +342,7 @@ where
     add(&api_node, "c3").await;
     claim_expired(&worker_node, "c3", "w").await;
     api_node.cancel("c3").await.unwrap();
-    assert_eq!(api_node.reap_expired().await.unwrap().len(), 1);
+    assert_eq!(api_node.reap_expired(MAX_DEATHS).await.unwrap().len(), 1);
     let job = api_node.get("c3").await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Cancelled, "{job:?}");
     assert_eq!(
@@ -472,7 +493,12 @@ where
                         )))
                         .await;
                         let done = node
-                            .complete(&job.id, attempt, &format!("proofs/{}", job.id))
+                            .complete(
+                                &job.id,
+                                attempt,
+                                Some(&format!("proofs/{}", job.id)),
+                                "0xvk",
+                            )
                             .await
                             .unwrap();
                         assert_eq!(done, Completed::Recorded);
@@ -503,4 +529,140 @@ where
         .map(|by| by[0].split('/').next().unwrap())
         .collect();
     assert!(nodes.len() > 1, "{nodes:?}");
+}
+
+/// A job whose attempts keep dying (its lease expires, its node restarts while running it)
+/// is dead-lettered after `max_deaths`, with its history, instead of cycling forever; a
+/// shutdown's re-queue is not a death.
+async fn attempts_that_keep_dying_are_dead_lettered<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = JobStore>,
+{
+    let s = open().await;
+    add(&s, "poison").await;
+    // Death 1: the lease expires.
+    claim_expired(&s, "poison", "node-a").await;
+    let reaped = s.reap_expired(3).await.unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert!(!reaped[0].dead_lettered);
+    // Not a death: a clean shutdown re-queues it.
+    s.claim("poison", "node-b", "cpu0", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let stopped = s
+        .requeue_node("node-b", "re-queued at shutdown", None)
+        .await
+        .unwrap();
+    assert_eq!(stopped.requeued, 1);
+    assert_eq!(s.get("poison").await.unwrap().unwrap().deaths, 1);
+    // Death 2: its node restarts while running it.
+    s.claim("poison", "node-b", "cpu0", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let restarted = s
+        .requeue_node("node-b", "re-queued at start", Some(3))
+        .await
+        .unwrap();
+    assert_eq!((restarted.requeued, restarted.dead_lettered.len()), (1, 0));
+    // Death 3: the lease expires again, and that is the last.
+    claim_expired(&s, "poison", "node-c").await;
+    let reaped = s.reap_expired(3).await.unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert!(reaped[0].dead_lettered);
+    let job = s.get("poison").await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.dead_letter);
+    assert_eq!((job.deaths, job.failures), (3, 0));
+    let error = job.error.unwrap();
+    assert!(error.contains("died 3 times"), "{error}");
+    assert_eq!(s.claim("poison", "n", "cpu0", LEASE).await.unwrap(), None);
+    let outcomes: Vec<AttemptOutcome> = s
+        .history("poison")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| h.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::LeaseExpired,
+            AttemptOutcome::Requeued,
+            AttemptOutcome::Requeued,
+            AttemptOutcome::LeaseExpired
+        ]
+    );
+}
+
+/// The dispatch candidates hold every tenant's first jobs however many one tenant queued, and
+/// the shares count running jobs and recent device time.
+async fn the_queue_shows_every_tenant_and_its_share<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = JobStore>,
+{
+    let s = open().await;
+    for i in 0..40 {
+        s.insert(new_job(&format!("flood{i:02}"), "a"), None, 10_000)
+            .await
+            .unwrap();
+    }
+    s.insert(new_job("lone", "b"), None, 10_000).await.unwrap();
+    let candidates = s.queued(4).await.unwrap();
+    let ids: Vec<&str> = candidates.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["flood00", "flood01", "flood02", "flood03", "lone"]);
+    let a1 = s
+        .claim("flood00", "n", "cpu0", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.complete("flood00", a1, Some("p"), "0xvk").await.unwrap();
+    s.claim("flood01", "n", "cpu0", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let shares = s.queue_shares(3_600_000).await.unwrap();
+    let a = shares.iter().find(|x| x.tenant == "a").unwrap();
+    let b = shares.iter().find(|x| x.tenant == "b").unwrap();
+    assert_eq!((a.running, a.queued), (1, 38));
+    assert_eq!((b.running, b.queued), (0, 1));
+    assert!(a.recent_device_seconds > 0.0, "{a:?}");
+    assert_eq!(b.recent_device_seconds, 0.0);
+    assert!(b.oldest_queued_ms.is_some());
+}
+
+/// A stored request, status or stage this version does not understand is an error that
+/// names the job, never a silent default.
+async fn rows_this_version_cannot_read_are_errors_naming_the_job<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = JobStore>,
+{
+    let s = open().await;
+    add(&s, "odd1").await;
+    add(&s, "odd2").await;
+    assert!(matches!(
+        s.request("odd1").await.unwrap(),
+        Some(StoredRequest::Prove { .. })
+    ));
+    s.execute_raw(
+        "UPDATE jobs SET request = '{\"type\":\"prove\",\"circuit\":\"c\"}' WHERE id = 'odd1'",
+    )
+    .await
+    .unwrap();
+    let err = s.request("odd1").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { job, .. } if job == "odd1"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("odd1") && err.to_string().contains("request"));
+    s.execute_raw("UPDATE jobs SET stage = 'levitating' WHERE id = 'odd2'")
+        .await
+        .unwrap();
+    let err = s.get("odd2").await.unwrap_err().to_string();
+    assert!(err.contains("odd2") && err.contains("levitating"), "{err}");
 }

@@ -102,10 +102,10 @@ fn unchecked_witness(config: &TransferBatchConfig, input: &BatchInput) -> BatchW
 
 /// Runs MockProver on the witness with the public inputs the circuit itself computes.
 fn mock(witness: &BatchWitness) -> Result<(), Vec<VerifyFailure>> {
-    let circuit = CatalogCircuit::TransferBatch(witness.config);
+    let circuit = CatalogCircuit::new(witness.config);
     let mut builder = crate::builder_for(&circuit, CircuitBuilderStage::Mock);
     let instances = circuit
-        .synthesize(&mut builder, &Witness::TransferBatch(witness.clone()))
+        .synthesize(&mut builder, &Witness::new(circuit.name(), witness.clone()))
         .expect("same config");
     builder.calculate_params(Some(BLINDING_ROWS));
     let k = circuit.shape().k;
@@ -327,10 +327,10 @@ fn old_root_mismatch_refused_by_builder_and_constraints() {
 fn mock_prover_rejects_a_wrong_public_input() {
     let (_, input) = State::example(&SMALL, 3);
     let witness = BatchWitness::from_input(&SMALL, &input).unwrap();
-    let circuit = CatalogCircuit::TransferBatch(SMALL);
+    let circuit = CatalogCircuit::new(SMALL);
     let mut builder = crate::builder_for(&circuit, CircuitBuilderStage::Mock);
     let mut instances = circuit
-        .synthesize(&mut builder, &Witness::TransferBatch(witness.clone()))
+        .synthesize(&mut builder, &Witness::new(circuit.name(), witness.clone()))
         .unwrap();
     assert_eq!(
         instances,

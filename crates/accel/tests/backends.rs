@@ -5,8 +5,7 @@
 
 use proofmill_accel::conformance::{check_msm, check_msm_random, check_ntt};
 use proofmill_accel::{
-    select, AccelError, Backend, BackendKind, Engine, CpuBackend, CudaBackend,
-    DeviceInventory,
+    select, AccelError, Backend, BackendKind, CpuBackend, CudaBackend, DeviceInventory, Engine,
 };
 
 fn available_backends() -> Vec<Box<dyn Backend>> {
@@ -66,7 +65,9 @@ fn inventory_and_selection_never_panic() {
     let auto = select(Engine::Auto)
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("auto has a backend");
-    assert!(select(Engine::Stock).unwrap_or_else(|e| panic!("{e}")).is_none());
+    assert!(select(Engine::Stock)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
     match inv.first_usable_gpu() {
         None => {
             let reason = inv

@@ -134,7 +134,7 @@ fn plans(args: &BenchArgs) -> Result<(BenchPlan, BenchPlan)> {
     } else if args.quick {
         QUICK_CIRCUITS
             .iter()
-            .map(|&c| CatalogCircuit::TransferBatch(c))
+            .map(|&c| CatalogCircuit::new(c))
             .collect()
     } else {
         proofmill_circuits::catalog()
@@ -147,8 +147,8 @@ fn plans(args: &BenchArgs) -> Result<(BenchPlan, BenchPlan)> {
     let cpu_circuits = if args.circuits.is_empty() && !args.quick {
         circuits
             .iter()
-            .copied()
             .filter(|c| c.shape().k <= CPU_DEFAULT_MAX_K)
+            .cloned()
             .collect()
     } else {
         circuits.clone()
@@ -166,7 +166,7 @@ fn plans(args: &BenchArgs) -> Result<(BenchPlan, BenchPlan)> {
         },
         transfer_bytes: vec![],
         circuits: cpu_circuits,
-        aggregate,
+        aggregate: aggregate.clone(),
         reps,
         proof_reps,
         aggregate_reps,
@@ -212,11 +212,7 @@ fn read_report(path: &Path) -> Result<Report> {
     if report.format != report::FORMAT {
         return Err(BenchError::Report {
             path: path.to_owned(),
-            message: format!(
-                "format {:?}, expected {:?}",
-                report.format,
-                report::FORMAT
-            ),
+            message: format!("format {:?}, expected {:?}", report.format, report::FORMAT),
         });
     }
     Ok(report)
@@ -435,7 +431,10 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<BenchOutcome> {
                         Some(circuit) => {
                             let (aggregated, rows) = pool.run(|| {
                                 let mut rows = Vec::new();
-                                (bench.aggregation(circuit, plan, &mut |m| rows.push(m)), rows)
+                                (
+                                    bench.aggregation(circuit, plan, &mut |m| rows.push(m)),
+                                    rows,
+                                )
                             });
                             results.extend(rows);
                             check("aggregate", aggregated, &mut skipped);
@@ -524,7 +523,9 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<BenchOutcome> {
             path,
             &format!(
                 "{}\n",
-                serde_json::to_string_pretty(&report).map_err(|e| BenchError::Invalid(format!("the report does not serialize: {e}")))?
+                serde_json::to_string_pretty(&report).map_err(|e| BenchError::Invalid(format!(
+                    "the report does not serialize: {e}"
+                )))?
             ),
         )?;
     }

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use proofmill_accel::conformance::{random_bases, random_scalars};
 use proofmill_accel::{Backend, BasesHandle, CpuBackend, CudaBackend, MsmConfig, NttConfig};
 use proofmill_circuits::CatalogCircuit;
-use proofmill_prover::{ProofCircuit, Prover, Stage, Transcript, AGGREGATION_K};
+use proofmill_prover::{KeySource, ProofCircuit, Prover, Stage, Transcript, AGGREGATION_K};
 
 use super::report::{Measurement, Throughput};
 use super::stats::Summary;
@@ -296,7 +296,8 @@ impl Bench<'_> {
             Some(d) => (d.clone(), GPU_TIMING, Summary::of(&walls)),
             None => (walls.clone(), CPU_TIMING, None),
         };
-        let seconds = Summary::of(&primary).ok_or_else(|| BenchError::Invalid(format!("{op} {label}: no valid samples")))?;
+        let seconds = Summary::of(&primary)
+            .ok_or_else(|| BenchError::Invalid(format!("{op} {label}: no valid samples")))?;
         let throughput = per_second.and_then(|(amount, unit)| {
             (seconds.median > 0.0).then(|| Throughput {
                 per_second: amount / seconds.median,
@@ -359,7 +360,9 @@ impl Bench<'_> {
             .status(&format!("{}: generating 2^{max} MSM bases", self.id));
         let bases = random_bases(1 << max, self.nonce);
         let backend = self.device.backend();
-        let handle = backend.load_bases(&bases).step(|| "loading MSM bases".to_owned())?;
+        let handle = backend
+            .load_bases(&bases)
+            .step(|| "loading MSM bases".to_owned())?;
         if let (Device::Cuda { .. }, Some(&min)) = (self.device, plan.msm_logs.iter().min()) {
             // A fast wrong kernel is no result: check one MSM against the CPU backend first.
             let n = 1usize << min;
@@ -371,7 +374,9 @@ impl Bench<'_> {
                 &MsmConfig::default(),
             )?;
             if backend.msm(&handle, &scalars, &MsmConfig::default())? != expected {
-                return Err(BenchError::Mismatch(format!("the GPU's MSM of 2^{min} points differs from the CPU backend's")));
+                return Err(BenchError::Mismatch(format!(
+                    "the GPU's MSM of 2^{min} points differs from the CPU backend's"
+                )));
             }
         }
         drop(bases);
@@ -444,7 +449,9 @@ impl Bench<'_> {
             CpuBackend::new().ntt(&mut expected, min, &NttConfig::forward())?;
             backend.ntt(&mut got, min, &NttConfig::forward())?;
             if got != expected {
-                return Err(BenchError::Mismatch(format!("the GPU's NTT of 2^{min} elements differs from the CPU backend's")));
+                return Err(BenchError::Mismatch(format!(
+                    "the GPU's NTT of 2^{min} elements differs from the CPU backend's"
+                )));
             }
         }
         for &log in &plan.ntt_logs {
@@ -554,7 +561,7 @@ impl Bench<'_> {
             let k = circuit.shape().k;
             let status = |s: Stage| self.progress.status(&format!("{}: {name}: {s}", self.id));
             self.prover
-                .keys(circuit, &status)
+                .keys(circuit, KeySource::Generate, &status)
                 .step(|| format!("keys of {name}"))?;
             let warmups = if k <= PROOF_WARMUP_MAX_K {
                 plan.warmups
@@ -620,15 +627,15 @@ impl Bench<'_> {
     ) -> Result<()> {
         let name = circuit.name();
         let agg = ProofCircuit::Aggregate(vec![
-            ProofCircuit::App(*circuit),
-            ProofCircuit::App(*circuit),
+            ProofCircuit::App(circuit.clone()),
+            ProofCircuit::App(circuit.clone()),
         ]);
         let status = |s: Stage| {
             self.progress
                 .status(&format!("{}: aggregation of 2 x {name}: {s}", self.id))
         };
         self.prover
-            .keys_for(&agg, &status)
+            .keys_for(&agg, KeySource::Generate, &status)
             .step(|| "aggregation keys".to_owned())?;
         let mut samples = Vec::new();
         let mut readings = Vec::new();
@@ -656,7 +663,10 @@ impl Bench<'_> {
                 plan.aggregate_reps
             ));
             let start = Instant::now();
-            let (result, power) = self.metered(|| self.prover.aggregate(&proofs, false, &|_| {}));
+            let (result, power) = self.metered(|| {
+                self.prover
+                    .aggregate_with(&proofs, false, KeySource::Generate, &|_| {})
+            });
             let wall = start.elapsed();
             result.step(|| "aggregation".to_owned())?;
             samples.push(Sample {

@@ -15,16 +15,13 @@
 use std::sync::Arc;
 
 use halo2_base::{
-    gates::{
-        circuit::{BaseCircuitParams, CircuitBuilderStage},
-        RangeInstructions,
-    },
+    gates::{circuit::CircuitBuilderStage, RangeInstructions},
     halo2_proofs::{
         halo2curves::bn256::{Bn256, Fr, G1Affine},
         poly::commitment::ParamsProver,
     },
 };
-use proofmill_circuits::{poseidon, CatalogCircuit, BLINDING_ROWS};
+use proofmill_circuits::{poseidon, CatalogCircuit, ChainLayout, CircuitError, BLINDING_ROWS};
 use snark_verifier_sdk::{
     halo2::{
         aggregation::{AggregationCircuit, AggregationConfigParams, VerifierUniversality},
@@ -42,8 +39,8 @@ use snark_verifier_sdk::{
 };
 
 use crate::{
-    check, create, envelope, keys::keygen_builder, CircuitKeys, ProofEnvelope, Prover, ProverError,
-    Srs, Stage, Transcript,
+    check, create, envelope, CircuitKeys, KeySource, ProofEnvelope, Prover, ProverError, Srs,
+    Stage, Transcript,
 };
 
 /// Rows of every aggregation circuit: 2^21. Measured on this stack: two inner proofs at k=21
@@ -51,6 +48,12 @@ use crate::{
 pub const AGGREGATION_K: u32 = 21;
 /// Public inputs taken by the KZG accumulator (4 coordinates in `LIMBS` limbs each).
 pub const ACCUMULATOR_LEN: usize = 4 * LIMBS;
+
+/// The longest circuit name accepted, in bytes: a binary tree of depth 8 over catalog
+/// circuits needs about 9 KB.
+pub const MAX_CIRCUIT_NAME_BYTES: usize = 16 * 1024;
+/// The deepest aggregation tree accepted (`aggregate(` nested this many times).
+pub const MAX_AGGREGATION_DEPTH: usize = 8;
 
 /// A circuit a proof can be for: a catalog circuit or an aggregation of others.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,46 +64,133 @@ pub enum ProofCircuit {
     Aggregate(Vec<ProofCircuit>),
 }
 
-/// Splits `a,b(c,d),e` at top-level commas.
-fn split_top_level(list: &str) -> Vec<&str> {
-    let (mut depth, mut start, mut parts) = (0usize, 0usize, Vec::new());
-    for (i, c) in list.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
-                parts.push(&list[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
+/// Why a circuit name cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CircuitNameError {
+    /// Longer than [`MAX_CIRCUIT_NAME_BYTES`].
+    #[error("circuit name is {len} bytes; the limit is {limit} bytes")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// `aggregate(` nested deeper than [`MAX_AGGREGATION_DEPTH`].
+    #[error("circuit name nests aggregate( more than {limit} deep (at byte {at}); the limit is {limit} levels")]
+    TooDeep {
+        /// Where the level over the limit starts.
+        at: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not of the form `NAME` or `aggregate(NAME,NAME,…)`.
+    #[error("circuit name: {message} at byte {at}")]
+    Syntax {
+        /// What was expected.
+        message: String,
+        /// Where.
+        at: usize,
+    },
+    /// An aggregation of fewer than two circuits.
+    #[error(
+        "circuit name: the aggregate( at byte {at} has {got} input; an aggregation has at least 2"
+    )]
+    TooFewInputs {
+        /// Where it starts.
+        at: usize,
+        /// Inputs it has.
+        got: usize,
+    },
+    /// A part that is not in the catalog.
+    #[error("circuit name: {0}")]
+    Unknown(#[from] CircuitError),
+}
+
+/// A single pass over a circuit name: every byte is looked at once, the nesting is bounded.
+struct NameParser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl NameParser<'_> {
+    fn skip_spaces(&mut self) {
+        let rest = &self.text[self.at..];
+        self.at += rest.len() - rest.trim_start().len();
     }
-    parts.push(&list[start..]);
-    parts
+
+    fn node(&mut self, depth: usize) -> Result<ProofCircuit, CircuitNameError> {
+        self.skip_spaces();
+        let start = self.at;
+        if self.text[self.at..].starts_with("aggregate(") {
+            if depth == MAX_AGGREGATION_DEPTH {
+                return Err(CircuitNameError::TooDeep {
+                    at: start,
+                    limit: MAX_AGGREGATION_DEPTH,
+                });
+            }
+            self.at += "aggregate(".len();
+            let mut children = Vec::new();
+            loop {
+                children.push(self.node(depth + 1)?);
+                self.skip_spaces();
+                match self.text[self.at..].chars().next() {
+                    Some(',') => self.at += 1,
+                    Some(')') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(CircuitNameError::Syntax {
+                            message: "expected ',' or ')'".into(),
+                            at: self.at,
+                        })
+                    }
+                }
+            }
+            if children.len() < 2 {
+                return Err(CircuitNameError::TooFewInputs {
+                    at: start,
+                    got: children.len(),
+                });
+            }
+            return Ok(ProofCircuit::Aggregate(children));
+        }
+        let len = self.text[self.at..]
+            .find(['(', ')', ','])
+            .unwrap_or(self.text.len() - self.at);
+        let leaf = self.text[self.at..self.at + len].trim();
+        if leaf.is_empty() {
+            return Err(CircuitNameError::Syntax {
+                message: "expected a circuit name".into(),
+                at: self.at,
+            });
+        }
+        self.at += len;
+        Ok(ProofCircuit::App(proofmill_circuits::lookup(leaf)?))
+    }
 }
 
 impl ProofCircuit {
-    /// Parses a catalog name or an `aggregate(…)` name.
-    pub fn parse(name: &str) -> Result<Self, ProverError> {
-        let name = name.trim();
-        match name
-            .strip_prefix("aggregate(")
-            .and_then(|rest| rest.strip_suffix(')'))
-        {
-            Some(list) => {
-                let children = split_top_level(list)
-                    .into_iter()
-                    .map(Self::parse)
-                    .collect::<Result<Vec<_>, _>>()?;
-                if children.len() < 2 {
-                    return Err(ProverError::Aggregation(format!(
-                        "{name}: an aggregation has at least 2 inputs"
-                    )));
-                }
-                Ok(Self::Aggregate(children))
-            }
-            None => Ok(Self::App(proofmill_circuits::lookup(name)?)),
+    /// Parses a catalog name or an `aggregate(…)` name, in one pass, refusing names longer
+    /// than [`MAX_CIRCUIT_NAME_BYTES`] or nested deeper than [`MAX_AGGREGATION_DEPTH`].
+    pub fn parse(name: &str) -> Result<Self, CircuitNameError> {
+        if name.len() > MAX_CIRCUIT_NAME_BYTES {
+            return Err(CircuitNameError::TooLong {
+                len: name.len(),
+                limit: MAX_CIRCUIT_NAME_BYTES,
+            });
         }
+        let mut parser = NameParser { text: name, at: 0 };
+        let circuit = parser.node(0)?;
+        parser.skip_spaces();
+        if parser.at != name.len() {
+            return Err(CircuitNameError::Syntax {
+                message: "unexpected text after the name".into(),
+                at: parser.at,
+            });
+        }
+        Ok(circuit)
     }
 
     /// The canonical name.
@@ -129,10 +219,14 @@ impl ProofCircuit {
     }
 
     /// Where `(old_root, new_root, commitment)` sit among the public inputs.
-    fn rollup_offset(&self) -> usize {
+    fn chain_layout(&self) -> ChainLayout {
         match self {
-            Self::App(_) => 0,
-            Self::Aggregate(_) => ACCUMULATOR_LEN,
+            Self::App(c) => c.chain_layout(),
+            Self::Aggregate(_) => ChainLayout {
+                old_root: ACCUMULATOR_LEN,
+                new_root: ACCUMULATOR_LEN + 1,
+                commitment: ACCUMULATOR_LEN + 2,
+            },
         }
     }
 
@@ -148,6 +242,15 @@ impl ProofCircuit {
         match self {
             Self::App(c) => c.shape().k,
             Self::Aggregate(_) => AGGREGATION_K,
+        }
+    }
+
+    /// Where keys of this circuit may come from when it is an input to verify: a catalog
+    /// circuit's keys (a few, bounded) may be made; an aggregation's only under `source`.
+    fn input_source(&self, source: KeySource) -> KeySource {
+        match self {
+            Self::App(_) => KeySource::Generate,
+            Self::Aggregate(_) => source,
         }
     }
 }
@@ -247,76 +350,103 @@ fn build(
     let ctx = agg.builder.main(0);
     // Continuity: each input starts where the previous one ended.
     for (i, pair) in previous.windows(2).enumerate() {
-        let ended = pair[0][children[i].rollup_offset() + 1];
-        let started = pair[1][children[i + 1].rollup_offset()];
+        let ended = pair[0][children[i].chain_layout().new_root];
+        let started = pair[1][children[i + 1].chain_layout().old_root];
         ctx.constrain_equal(&ended, &started);
     }
     let commitments: Vec<_> = previous
         .iter()
         .zip(children)
-        .map(|(instances, child)| instances[child.rollup_offset() + 2])
+        .map(|(instances, child)| instances[child.chain_layout().commitment])
         .collect();
     let epoch = poseidon::hash_gadget(ctx, range.gate(), &commitments);
-    let first_old = previous[0][children[0].rollup_offset()];
+    let first_old = previous[0][children[0].chain_layout().old_root];
     let last = previous.len() - 1;
-    let last_new = previous[last][children[last].rollup_offset() + 1];
+    let last_new = previous[last][children[last].chain_layout().new_root];
     agg.builder.assigned_instances[0].extend([first_old, last_new, epoch]);
     agg
 }
 
+/// The aggregation of `children` laid out for keygen (dummy inner proofs of the right shape,
+/// from the children's verifying keys), parameters calculated.
+fn keygen_layout(
+    prover: &Prover,
+    srs: &Srs,
+    children: &[ProofCircuit],
+    source: KeySource,
+) -> Result<halo2_base::gates::circuit::builder::BaseCircuitBuilder<Fr>, ProverError> {
+    let mut snarks = Vec::with_capacity(children.len());
+    for child in children {
+        let (child_srs, child_keys) = prover.keys_for(child, source, &|_| {})?;
+        snarks.push(gen_dummy_snark_from_vk::<SHPLONK>(
+            child_srs.params(),
+            child_keys.vk(),
+            vec![child.num_instances()],
+            child.accumulator_indices(),
+        ));
+    }
+    let config = AggregationConfigParams {
+        degree: AGGREGATION_K,
+        lookup_bits: AGGREGATION_K as usize - 1,
+        ..Default::default()
+    };
+    let mut agg = build(CircuitBuilderStage::Keygen, config, srs, snarks, children);
+    agg.builder.calculate_params(Some(BLINDING_ROWS));
+    Ok(agg.builder)
+}
+
 impl Prover {
-    /// The SRS and keys of any proof circuit, aggregations included (generated on first use).
+    /// The SRS and keys of any proof circuit, aggregations included, from memory or disk, or
+    /// generated when `source` allows (an aggregation's children too).
     pub fn keys_for(
         &self,
         circuit: &ProofCircuit,
+        source: KeySource,
         progress: &dyn Fn(Stage),
     ) -> Result<(Arc<Srs>, Arc<CircuitKeys>), ProverError> {
         match circuit {
             ProofCircuit::App(c) => {
-                let keys = self.keys(c, progress)?;
+                let keys = self.keys(c, source, progress)?;
                 Ok((self.srs_for(c)?, keys))
             }
             ProofCircuit::Aggregate(children) => {
                 progress(Stage::Srs);
                 let srs = self.srs.load(AGGREGATION_K)?;
-                let name = circuit.name();
-                let keys =
-                    self.keys
-                        .get_or_generate(&name, &srs, &|| progress(Stage::Keygen), &|| {
-                            // Keygen needs snarks of the right shape only: dummies from the inner keys.
-                            let mut snarks = Vec::with_capacity(children.len());
-                            for child in children {
-                                let (child_srs, child_keys) = self.keys_for(child, &|_| {})?;
-                                snarks.push(gen_dummy_snark_from_vk::<SHPLONK>(
-                                    child_srs.params(),
-                                    child_keys.vk(),
-                                    vec![child.num_instances()],
-                                    child.accumulator_indices(),
-                                ));
-                            }
-                            let config = AggregationConfigParams {
-                                degree: AGGREGATION_K,
-                                lookup_bits: AGGREGATION_K as usize - 1,
-                                ..Default::default()
-                            };
-                            let mut agg =
-                                build(CircuitBuilderStage::Keygen, config, &srs, snarks, children);
-                            agg.builder.calculate_params(Some(BLINDING_ROWS));
-                            keygen_builder(&name, &srs, &agg.builder)
-                        })?;
+                progress(Stage::Keys);
+                let keys = self.keys.get_or_generate(
+                    &circuit.name(),
+                    &srs,
+                    source,
+                    &|| progress(Stage::Keygen),
+                    &|| keygen_layout(self, &srs, children, source),
+                )?;
                 Ok((srs, keys))
             }
         }
     }
 
     /// Aggregates proofs (at least 2, poseidon transcript, consecutive batches of one rollup)
-    /// into one. Each input is verified natively first; `final_proof` selects the Keccak
+    /// into one. Each input is verified natively first, with keys this appliance has for
+    /// aggregation inputs (see [`Prover::aggregate_with`]); `final_proof` selects the Keccak
     /// transcript that the Solidity verifier checks. The result is verified (outer proof and
     /// accumulator) before it is returned.
     pub fn aggregate(
         &self,
         inputs: &[ProofEnvelope],
         final_proof: bool,
+        progress: &dyn Fn(Stage),
+    ) -> Result<ProofEnvelope, ProverError> {
+        self.aggregate_with(inputs, final_proof, KeySource::Existing, progress)
+    }
+
+    /// [`Prover::aggregate`], with `inputs_source` saying whether the keys of inputs that are
+    /// themselves aggregations may be generated (catalog circuits' keys always may; the
+    /// aggregation's own keys are generated on first use).
+    pub fn aggregate_with(
+        &self,
+        inputs: &[ProofEnvelope],
+        final_proof: bool,
+        inputs_source: KeySource,
         progress: &dyn Fn(Stage),
     ) -> Result<ProofEnvelope, ProverError> {
         progress(Stage::Witness);
@@ -337,9 +467,16 @@ impl Prover {
             }
             let child = ProofCircuit::parse(&input.circuit)
                 .map_err(|e| ProverError::Aggregation(format!("inputs[{i}]: {e}")))?;
-            let verdict = self.verify(input, &|_| {}).map_err(|e| {
-                ProverError::Aggregation(format!("inputs[{i}] ({}): {e}", input.circuit))
-            })?;
+            let verdict = self
+                .verify_with(input, child.input_source(inputs_source), &|_| {})
+                .map_err(|e| match e {
+                    // Keep the kind: the caller is told how to get the keys.
+                    ProverError::KeysMissing { circuit, reason } => ProverError::KeysMissing {
+                        circuit,
+                        reason: format!("inputs[{i}]: {reason}"),
+                    },
+                    e => ProverError::Aggregation(format!("inputs[{i}] ({}): {e}", input.circuit)),
+                })?;
             if !verdict.valid {
                 return Err(ProverError::Aggregation(format!(
                     "inputs[{i}] ({}) does not verify: {}",
@@ -351,8 +488,8 @@ impl Prover {
             children.push(child);
         }
         for i in 1..inputs.len() {
-            let ended = values[i - 1][children[i - 1].rollup_offset() + 1];
-            let started = values[i][children[i].rollup_offset()];
+            let ended = values[i - 1][children[i - 1].chain_layout().new_root];
+            let started = values[i][children[i].chain_layout().old_root];
             if ended != started {
                 return Err(ProverError::Aggregation(format!(
                     "inputs[{i}] starts at root {} but inputs[{}] ends at root {}: the proofs are out of order or there is a gap",
@@ -364,10 +501,12 @@ impl Prover {
         }
 
         let circuit = ProofCircuit::Aggregate(children.clone());
-        let (srs, keys) = self.keys_for(&circuit, progress)?;
+        // The inputs verified, so their keys are here now: the aggregation's own keys may be
+        // made from them.
+        let (srs, keys) = self.keys_for(&circuit, KeySource::Generate, progress)?;
         let mut snarks = Vec::with_capacity(inputs.len());
         for ((input, child), instances) in inputs.iter().zip(&children).zip(values) {
-            let (child_srs, child_keys) = self.keys_for(child, &|_| {})?;
+            let (child_srs, child_keys) = self.keys_for(child, KeySource::Existing, &|_| {})?;
             let protocol = compile(
                 child_srs.params(),
                 child_keys.vk(),
@@ -400,6 +539,7 @@ impl Prover {
             transcript,
             instances: ProofEnvelope::encode_instances(&instances),
             proof: format!("0x{}", hex::encode(&proof)),
+            srs: Some(crate::SrsLabel::of(&srs)),
         };
         if !(check(srs.params(), &keys, &instances, &proof, transcript)
             && accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]))
@@ -412,10 +552,11 @@ impl Prover {
     }
 
     /// The Solidity verifier of an aggregation circuit (keccak transcript proofs), with
-    /// deployment bytecode when `solc` is on PATH.
+    /// deployment bytecode when `solc` is on PATH; keys from `source`.
     pub fn evm_verifier(
         &self,
         circuit: &ProofCircuit,
+        source: KeySource,
         progress: &dyn Fn(Stage),
     ) -> Result<EvmVerifier, ProverError> {
         if !matches!(circuit, ProofCircuit::Aggregate(_)) {
@@ -424,7 +565,7 @@ impl Prover {
                 circuit.name()
             )));
         }
-        let (srs, keys) = self.keys_for(circuit, progress)?;
+        let (srs, keys) = self.keys_for(circuit, source, progress)?;
         let solidity = snark_verifier_sdk::evm::gen_evm_verifier_sol_code::<
             AggregationCircuit,
             SHPLONK,
@@ -432,14 +573,6 @@ impl Prover {
         let bytecode = compile_solidity(&solidity)?;
         Ok(EvmVerifier { solidity, bytecode })
     }
-}
-
-/// The layout parameters an aggregation key was made with (for reports).
-pub fn describe(params: &BaseCircuitParams) -> String {
-    format!(
-        "k={} advice={:?} lookup={:?} fixed={}",
-        params.k, params.num_advice_per_phase, params.num_lookup_advice_per_phase, params.num_fixed
-    )
 }
 
 #[cfg(test)]
@@ -452,7 +585,83 @@ mod tests {
         let parsed = ProofCircuit::parse(name).unwrap();
         assert_eq!(parsed.name(), name);
         assert_eq!(parsed.num_instances(), ACCUMULATOR_LEN + 3);
-        assert!(ProofCircuit::parse("aggregate(transfer_batch/d16-b8)").is_err());
-        assert!(ProofCircuit::parse("aggregate(transfer_batch/d16-b8,nope)").is_err());
+        assert!(matches!(
+            ProofCircuit::parse("aggregate(transfer_batch/d16-b8)"),
+            Err(CircuitNameError::TooFewInputs { got: 1, .. })
+        ));
+        assert!(matches!(
+            ProofCircuit::parse("aggregate(transfer_batch/d16-b8,nope)"),
+            Err(CircuitNameError::Unknown(_))
+        ));
+        // Spaces between parts are allowed; the canonical name has none.
+        let spaced =
+            ProofCircuit::parse(" aggregate( transfer_batch/d16-b8 , transfer_batch/d16-b8 ) ")
+                .unwrap();
+        assert_eq!(
+            spaced.name(),
+            "aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8)"
+        );
+        for bad in [
+            "",
+            "aggregate(",
+            "aggregate(transfer_batch/d16-b8,",
+            "aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8",
+            "aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8))",
+            "aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8)x",
+            "aggregate(,transfer_batch/d16-b8)",
+            "transfer_batch/d16-b8(",
+        ] {
+            assert!(
+                matches!(
+                    ProofCircuit::parse(bad),
+                    Err(CircuitNameError::Syntax { .. })
+                ),
+                "{bad:?}: {:?}",
+                ProofCircuit::parse(bad)
+            );
+        }
+    }
+
+    /// The name that overflowed the server's stack: 60,000 nested `aggregate(` in 2 MB. It is
+    /// refused by its length, and the same nesting under the length limit by its depth.
+    #[test]
+    fn deep_and_long_names_are_refused_quickly_without_recursion() {
+        let deep = "aggregate(".repeat(60_000);
+        assert_eq!(
+            ProofCircuit::parse(&deep),
+            Err(CircuitNameError::TooLong {
+                len: deep.len(),
+                limit: MAX_CIRCUIT_NAME_BYTES
+            })
+        );
+        let nested = |levels: usize| {
+            let leaf = "transfer_batch/d16-b8";
+            let mut name = leaf.to_owned();
+            for _ in 0..levels {
+                name = format!("aggregate({name},{leaf})");
+            }
+            name
+        };
+        assert!(ProofCircuit::parse(&nested(MAX_AGGREGATION_DEPTH)).is_ok());
+        let err = ProofCircuit::parse(&nested(MAX_AGGREGATION_DEPTH + 1)).unwrap_err();
+        assert!(
+            matches!(err, CircuitNameError::TooDeep { limit, .. } if limit == MAX_AGGREGATION_DEPTH)
+        );
+        assert!(err.to_string().contains("limit is 8 levels"), "{err}");
+        let unclosed = "aggregate(".repeat(MAX_CIRCUIT_NAME_BYTES / 10);
+        assert!(matches!(
+            ProofCircuit::parse(&unclosed),
+            Err(CircuitNameError::TooDeep { .. })
+        ));
+        // A long flat list is parsed in one pass: linear, not quadratic, in the length.
+        let flat = format!(
+            "aggregate({})",
+            vec!["transfer_batch/d16-b8"; 700].join(",")
+        );
+        assert!(flat.len() <= MAX_CIRCUIT_NAME_BYTES);
+        match ProofCircuit::parse(&flat) {
+            Ok(ProofCircuit::Aggregate(children)) => assert_eq!(children.len(), 700),
+            other => panic!("{other:?}"),
+        }
     }
 }

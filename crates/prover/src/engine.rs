@@ -28,9 +28,7 @@ use halo2_base::halo2_proofs::{
     accel::{set_accelerator, set_thread_accelerator, Accelerator},
     halo2curves::bn256::{Fr, G1Affine, G1},
 };
-use proofmill_accel::{
-    omega_for, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig,
-};
+use proofmill_accel::{omega_for, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig};
 
 use crate::ProverError;
 
@@ -321,11 +319,6 @@ impl DevicePool {
     pub fn accelerator(&self) -> &Arc<EngineAccelerator> {
         &self.accelerator
     }
-
-    /// Threads in the pool.
-    pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
-    }
 }
 
 /// 2^12 MSMs (random, zero and skewed scalars that fill a few buckets; random bases and bases
@@ -397,7 +390,7 @@ mod tests {
     fn cpu_engine_computes_exactly_what_halo2_computes_inside_a_proof() {
         let dir = tempfile::tempdir().unwrap();
         let prover = Prover::new(dir.path());
-        let circuit = CatalogCircuit::TransferBatch(TransferBatchConfig::new(8, 2));
+        let circuit = CatalogCircuit::new(TransferBatchConfig::new(8, 2));
         let checking = Arc::new(Checking {
             engine: EngineAccelerator::new(Arc::new(proofmill_accel::CpuBackend::new())),
             checked: AtomicU64::new(0),
@@ -446,7 +439,7 @@ mod tests {
     fn device_pools_route_proofs_to_their_own_engine() {
         let dir = tempfile::tempdir().unwrap();
         let prover = Prover::new(dir.path());
-        let circuit = CatalogCircuit::TransferBatch(TransferBatchConfig::new(8, 2));
+        let circuit = CatalogCircuit::new(TransferBatchConfig::new(8, 2));
         let input = circuit.example_input(3);
         let engine = || {
             Arc::new(EngineAccelerator::new(Arc::new(

@@ -1,5 +1,5 @@
 //! The proof envelope: the JSON form in which a proof leaves the appliance
-//! (`proofmill-proof/1`, see DESIGN.md). It carries everything a verifier needs besides the
+//! (`proofmill-proof/1`, see docs/api.md). It carries everything a verifier needs besides the
 //! verifying key, which it names by hash.
 
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 /// The only envelope format this version reads and writes.
 pub const FORMAT: &str = "proofmill-proof/1";
+/// The largest proof an envelope may carry, in bytes (an aggregation proof is ~5-20 KB).
+pub const MAX_PROOF_BYTES: usize = 256 * 1024;
+/// The most public inputs an envelope may carry (an aggregate of rollup proofs has ~20).
+pub const MAX_PUBLIC_INPUTS: usize = 4096;
 
 /// The Fiat-Shamir transcript a proof was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -60,6 +64,45 @@ pub struct ProofEnvelope {
     pub instances: Vec<Vec<String>>,
     /// The proof bytes, `0x`-prefixed hex.
     pub proof: String,
+    /// The SRS the proof was made with (absent in envelopes of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srs: Option<SrsLabel>,
+}
+
+/// Which SRS a proof was made or checked with: development (public tau, anyone can forge
+/// proofs under it) or a ceremony file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrsLabel {
+    /// The SRS id (see `Srs::srs_id`): equal ids, interchangeable keys.
+    pub id: String,
+    /// `development` or `ceremony`.
+    pub kind: String,
+    /// True for the development SRS: proofs under it prove nothing.
+    pub insecure: bool,
+    /// The ceremony file's name (`kzg_bn254_22.srs`); absent for the development SRS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl SrsLabel {
+    /// The label of a loaded SRS (a file's name, never its directory).
+    pub fn of(srs: &crate::Srs) -> Self {
+        match srs.provenance() {
+            crate::srs::Provenance::File { path, .. } => Self {
+                id: srs.srs_id().to_owned(),
+                kind: "ceremony".to_owned(),
+                insecure: false,
+                file: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            },
+            _ => Self {
+                id: srs.srs_id().to_owned(),
+                kind: "development".to_owned(),
+                insecure: true,
+                file: None,
+            },
+        }
+    }
 }
 
 /// Why an envelope cannot be used at all (as opposed to a proof that is merely invalid).
@@ -88,6 +131,16 @@ pub enum EnvelopeError {
     /// The proof is not hex.
     #[error("proof is not 0x-prefixed hex: {0}")]
     ProofHex(String),
+    /// The envelope is larger than any proof this appliance makes.
+    #[error("{what} is {got}; the limit is {limit}")]
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        got: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl ProofEnvelope {
@@ -111,6 +164,22 @@ impl ProofEnvelope {
         if self.format != FORMAT {
             return Err(EnvelopeError::Format {
                 found: self.format.clone(),
+            });
+        }
+        let hex_digits = self.proof.len().saturating_sub(2);
+        if hex_digits > 2 * MAX_PROOF_BYTES {
+            return Err(EnvelopeError::TooLarge {
+                what: "the proof (bytes)",
+                got: hex_digits / 2,
+                limit: MAX_PROOF_BYTES,
+            });
+        }
+        let inputs: usize = self.instances.iter().map(Vec::len).sum();
+        if inputs > MAX_PUBLIC_INPUTS || self.instances.len() > MAX_PUBLIC_INPUTS {
+            return Err(EnvelopeError::TooLarge {
+                what: "the number of public inputs",
+                got: inputs.max(self.instances.len()),
+                limit: MAX_PUBLIC_INPUTS,
             });
         }
         Ok(())

@@ -6,6 +6,7 @@
 //! HTTP, jobs or tenants.
 
 pub mod aggregate;
+pub mod devices;
 pub mod engine;
 pub mod envelope;
 pub mod keys;
@@ -30,7 +31,7 @@ use halo2_base::{
             },
             VerificationStrategy,
         },
-        transcript::{TranscriptReadBuffer, TranscriptWriterBuffer},
+        transcript::{EncodedChallenge, TranscriptReadBuffer, TranscriptWriterBuffer},
     },
 };
 use proofmill_circuits::{CatalogCircuit, CircuitError, Witness};
@@ -41,9 +42,12 @@ use snark_verifier_sdk::{
     NativeLoader,
 };
 
-pub use aggregate::{ProofCircuit, ACCUMULATOR_LEN, AGGREGATION_K};
-pub use envelope::{EnvelopeError, ProofEnvelope, Transcript};
-pub use keys::{CircuitKeys, KeyStore};
+pub use aggregate::{
+    CircuitNameError, ProofCircuit, ACCUMULATOR_LEN, AGGREGATION_K, MAX_AGGREGATION_DEPTH,
+    MAX_CIRCUIT_NAME_BYTES,
+};
+pub use envelope::{EnvelopeError, ProofEnvelope, SrsLabel, Transcript};
+pub use keys::{CircuitKeys, KeySource, KeyStore};
 pub use srs::{Srs, SrsError, SrsStore};
 
 /// Why proving or verifying could not be done.
@@ -56,6 +60,18 @@ pub enum ProverError {
     /// The envelope is unusable (the caller's mistake).
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// A circuit name is malformed, too long or too deeply nested (the caller's mistake).
+    #[error(transparent)]
+    CircuitName(#[from] CircuitNameError),
+    /// The keys a proof needs are not on this appliance, and the work at hand may not make
+    /// them ([`KeySource::Existing`]).
+    #[error("no keys for {circuit} on this appliance ({reason}): prove one such proof here, or submit a keygen job (`{{\"type\":\"keygen\",\"circuit\":\"{circuit}\"}}`, or `proofmill keygen --circuit '{circuit}'`), then try again")]
+    KeysMissing {
+        /// The circuit whose keys are missing.
+        circuit: String,
+        /// Why they could not be used.
+        reason: String,
+    },
     /// The SRS could not be loaded or generated.
     #[error(transparent)]
     Srs(#[from] SrsError),
@@ -99,7 +115,11 @@ impl ProverError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            Self::Circuit(_) | Self::Envelope(_) | Self::Aggregation(_)
+            Self::Circuit(_)
+                | Self::Envelope(_)
+                | Self::CircuitName(_)
+                | Self::KeysMissing { .. }
+                | Self::Aggregation(_)
         )
     }
 }
@@ -143,6 +163,9 @@ pub struct Verdict {
     /// Why not, when invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The SRS the proof was checked under, once its circuit's keys were found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srs: Option<SrsLabel>,
 }
 
 /// Proves and verifies catalog circuits, with SRS files and keys under one data directory.
@@ -189,16 +212,30 @@ impl Prover {
         Ok(self.srs.load(circuit.shape().k)?)
     }
 
-    /// The keys of a circuit (generated on first use).
+    /// The key store.
+    pub fn key_store(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The keys of a catalog circuit, generated on first use when `source` allows.
     pub fn keys(
         &self,
         circuit: &CatalogCircuit,
+        source: KeySource,
         progress: &dyn Fn(Stage),
     ) -> Result<Arc<CircuitKeys>, ProverError> {
         progress(Stage::Srs);
         let srs = self.srs_for(circuit)?;
         progress(Stage::Keys);
-        self.keys.get(circuit, &srs, &|| progress(Stage::Keygen))
+        self.keys
+            .get(circuit, &srs, source, &|| progress(Stage::Keygen))
+    }
+
+    /// True when this appliance holds the keys of `circuit` (memory or disk; not checked).
+    /// Loads the SRS of its `k` (generating the development one when there is none).
+    pub fn has_keys(&self, circuit: &ProofCircuit) -> Result<bool, ProverError> {
+        let srs = self.srs.load(circuit.k())?;
+        Ok(self.keys.has(&circuit.name(), srs.srs_id()))
     }
 
     /// Validates a job input and proves it.
@@ -223,7 +260,7 @@ impl Prover {
         transcript: Transcript,
         progress: &dyn Fn(Stage),
     ) -> Result<ProofEnvelope, ProverError> {
-        let keys = self.keys(circuit, progress)?;
+        let keys = self.keys(circuit, KeySource::Generate, progress)?;
         let srs = self.srs_for(circuit)?;
         progress(Stage::Proving);
         let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Prover)
@@ -245,16 +282,29 @@ impl Prover {
             transcript,
             instances: ProofEnvelope::encode_instances(&instances),
             proof: format!("0x{}", hex::encode(&proof)),
+            srs: Some(SrsLabel::of(&srs)),
         })
     }
 
-    /// Verifies an envelope with the stock halo2 verifier (and, for an aggregation, the
-    /// pairing check of the KZG accumulator it carries). An envelope that names an unknown
-    /// circuit or is malformed is an error; a proof that does not verify (altered bytes,
-    /// altered public inputs, another key) is `Ok` with `valid: false`.
+    /// Verifies an envelope with the keys this appliance has ([`KeySource::Existing`]): see
+    /// [`Prover::verify_with`].
     pub fn verify(
         &self,
         envelope: &ProofEnvelope,
+        progress: &dyn Fn(Stage),
+    ) -> Result<Verdict, ProverError> {
+        self.verify_with(envelope, KeySource::Existing, progress)
+    }
+
+    /// Verifies an envelope with the stock halo2 verifier (and, for an aggregation, the
+    /// pairing check of the KZG accumulator it carries), with keys from `source`. An envelope
+    /// that names an unknown circuit or is malformed, or whose keys are missing, is an error;
+    /// a proof that does not verify (altered bytes, altered public inputs, another key) is
+    /// `Ok` with `valid: false`.
+    pub fn verify_with(
+        &self,
+        envelope: &ProofEnvelope,
+        source: KeySource,
         progress: &dyn Fn(Stage),
     ) -> Result<Verdict, ProverError> {
         let circuit = ProofCircuit::parse(&envelope.circuit)?;
@@ -264,6 +314,7 @@ impl Prover {
             Ok(Verdict {
                 valid: false,
                 reason: Some(reason),
+                srs: None,
             })
         };
         let k = circuit.k();
@@ -282,7 +333,15 @@ impl Prover {
                 instances.iter().map(Vec::len).collect::<Vec<_>>()
             ));
         }
-        let (srs, keys) = self.keys_for(&circuit, progress)?;
+        let (srs, keys) = self.keys_for(&circuit, source, progress)?;
+        let label = Some(SrsLabel::of(&srs));
+        let invalid = |reason: String| {
+            Ok(Verdict {
+                valid: false,
+                reason: Some(reason),
+                srs: label.clone(),
+            })
+        };
         if envelope.vk_hash != keys.vk_hash {
             return invalid(format!(
                 "vk_hash {} is not this appliance's verifying key for {} ({}): made under another SRS or circuit version",
@@ -305,11 +364,13 @@ impl Prover {
         Ok(Verdict {
             valid: true,
             reason: None,
+            srs: label,
         })
     }
 }
 
-/// Runs halo2's `create_proof` (SHPLONK) with the chosen transcript.
+/// Runs halo2's `create_proof` (SHPLONK) with the chosen transcript and fresh blinding
+/// randomness.
 fn create(
     params: &ParamsKZG<Bn256>,
     keys: &CircuitKeys,
@@ -317,60 +378,41 @@ fn create(
     instances: &[Vec<Fr>],
     transcript: Transcript,
 ) -> Result<Vec<u8>, ProverError> {
-    create_with_rng(
-        params,
-        keys,
-        circuit,
-        instances,
-        transcript,
-        StdRng::from_entropy(),
-    )
-}
-
-/// [`create`] with the blinding randomness from `rng` (a fixed seed makes proofs comparable).
-fn create_with_rng(
-    params: &ParamsKZG<Bn256>,
-    keys: &CircuitKeys,
-    circuit: BaseCircuitBuilder<Fr>,
-    instances: &[Vec<Fr>],
-    transcript: Transcript,
-    rng: StdRng,
-) -> Result<Vec<u8>, ProverError> {
+    fn with<E: EncodedChallenge<G1Affine>, T: TranscriptWriterBuffer<Vec<u8>, G1Affine, E>>(
+        params: &ParamsKZG<Bn256>,
+        keys: &CircuitKeys,
+        circuit: BaseCircuitBuilder<Fr>,
+        instances: &[&[Fr]],
+        mut t: T,
+    ) -> Result<Vec<u8>, ProverError> {
+        create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+            params,
+            &keys.pk,
+            &[circuit],
+            &[instances],
+            StdRng::from_entropy(),
+            &mut t,
+        )
+        .map_err(|e| ProverError::Proving(e.to_string()))?;
+        Ok(t.finalize())
+    }
     let instances: Vec<&[Fr]> = instances.iter().map(Vec::as_slice).collect();
-    let result = match transcript {
-        Transcript::Poseidon => {
-            let mut t = PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(
-                vec![],
-                POSEIDON_SPEC.clone(),
-            );
-            create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-                params,
-                &keys.pk,
-                &[circuit],
-                &[&instances],
-                rng,
-                &mut t,
-            )
-            .map(|()| t.finalize())
-        }
-        Transcript::Keccak => {
-            let mut t = <EvmTranscript<G1Affine, NativeLoader, Vec<u8>, Vec<u8>> as TranscriptWriterBuffer<
-                _,
-                G1Affine,
-                _,
-            >>::init(Vec::new());
-            create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-                params,
-                &keys.pk,
-                &[circuit],
-                &[&instances],
-                rng,
-                &mut t,
-            )
-            .map(|()| t.finalize())
-        }
-    };
-    result.map_err(|e| ProverError::Proving(e.to_string()))
+    match transcript {
+        Transcript::Poseidon => with(
+            params,
+            keys,
+            circuit,
+            &instances,
+            PoseidonTranscript::<NativeLoader, Vec<u8>>::from_spec(vec![], POSEIDON_SPEC.clone()),
+        ),
+        Transcript::Keccak => with(
+            params,
+            keys,
+            circuit,
+            &instances,
+            EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new()),
+        ),
+    }
 }
 
 /// The stock halo2 verifier (SHPLONK, KZG on BN254): true when it accepts the proof.
@@ -381,39 +423,40 @@ pub fn check(
     proof: &[u8],
     transcript: Transcript,
 ) -> bool {
+    fn with<'p, E: EncodedChallenge<G1Affine>, T: TranscriptReadBuffer<&'p [u8], G1Affine, E>>(
+        params: &ParamsKZG<Bn256>,
+        keys: &CircuitKeys,
+        instances: &[&[Fr]],
+        mut t: T,
+    ) -> bool {
+        let verifier_params = params.verifier_params();
+        let strategy = AccumulatorStrategy::new(verifier_params);
+        match verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+            verifier_params,
+            keys.vk(),
+            strategy,
+            &[instances],
+            &mut t,
+        ) {
+            Ok(strategy) => {
+                VerificationStrategy::<_, VerifierSHPLONK<'_, Bn256>>::finalize(strategy)
+            }
+            Err(_) => false,
+        }
+    }
     let instances: Vec<&[Fr]> = instances.iter().map(Vec::as_slice).collect();
-    let verifier_params = params.verifier_params();
-    let strategy = AccumulatorStrategy::new(verifier_params);
-    let result = match transcript {
-        Transcript::Poseidon => {
-            let mut t =
-                PoseidonTranscript::<NativeLoader, &[u8]>::from_spec(proof, POSEIDON_SPEC.clone());
-            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-                verifier_params,
-                keys.vk(),
-                strategy,
-                &[&instances],
-                &mut t,
-            )
-        }
-        Transcript::Keccak => {
-            let mut t =
-                <EvmTranscript<G1Affine, NativeLoader, &[u8], Vec<u8>> as TranscriptReadBuffer<
-                    _,
-                    G1Affine,
-                    _,
-                >>::init(proof);
-            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-                verifier_params,
-                keys.vk(),
-                strategy,
-                &[&instances],
-                &mut t,
-            )
-        }
-    };
-    match result {
-        Ok(strategy) => VerificationStrategy::<_, VerifierSHPLONK<'_, Bn256>>::finalize(strategy),
-        Err(_) => false,
+    match transcript {
+        Transcript::Poseidon => with(
+            params,
+            keys,
+            &instances,
+            PoseidonTranscript::<NativeLoader, &[u8]>::from_spec(proof, POSEIDON_SPEC.clone()),
+        ),
+        Transcript::Keccak => with(
+            params,
+            keys,
+            &instances,
+            EvmTranscript::<G1Affine, NativeLoader, &[u8], Vec<u8>>::init(proof),
+        ),
     }
 }

@@ -255,6 +255,35 @@ impl SrsStore {
             .collect()
     }
 
+    /// A ceremony (not development) SRS file that can serve `k`: `kzg_bn254_{j}.srs` with
+    /// `j >= k` whose tau is not the development one. Reads only each file's header and
+    /// first two points, so it is cheap at any `k`; the full checks happen when it is loaded.
+    pub fn ceremony_file(&self, k: u32) -> Option<PathBuf> {
+        let entries = fs::read_dir(&self.dir).ok()?;
+        let mut candidates: Vec<(u32, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let k = e.file_name().to_str().and_then(parse_file_name)?;
+                Some((k, e.path()))
+            })
+            .filter(|(file_k, _)| *file_k >= k && *file_k <= MAX_K)
+            .collect();
+        candidates.sort();
+        candidates.into_iter().map(|(_, p)| p).find(|path| {
+            let Ok(mut file) = File::open(path) else {
+                return false;
+            };
+            let mut header = [0u8; HEADER_BYTES];
+            if file.read_exact(&mut header).is_err() {
+                return false;
+            }
+            match read_g1_points(&mut file, 2, "g") {
+                Ok(points) => !(points[0] == G1Affine::generator() && points[1] == dev_g1_tau()),
+                Err(_) => false,
+            }
+        })
+    }
+
     /// The path where the file for `k` lives: `{dir}/kzg_bn254_{k}.srs`.
     pub fn file_path(&self, k: u32) -> PathBuf {
         self.dir.join(file_name(k))

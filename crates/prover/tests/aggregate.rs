@@ -13,7 +13,7 @@ use std::{path::PathBuf, time::Instant};
 use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
 use proofmill_prover::{
     aggregate::{evm_verify, ProofCircuit, ACCUMULATOR_LEN},
-    ProofEnvelope, Prover, ProverError, Stage, Transcript,
+    KeySource, ProofEnvelope, Prover, ProverError, Stage, Transcript,
 };
 
 fn no_progress(_: Stage) {}
@@ -59,7 +59,7 @@ fn aggregation_tree_and_ethereum_verifier() {
     proofmill_prover::engine::install(proofmill_prover::engine::Engine::Cpu).unwrap();
     let prover = Prover::new(&shared_data_dir());
     let config = TransferBatchConfig::new(16, 8);
-    let circuit = CatalogCircuit::TransferBatch(config);
+    let circuit = CatalogCircuit::new(config);
     let proofs: Vec<ProofEnvelope> = circuit
         .example_inputs(31, 4)
         .iter()
@@ -199,7 +199,11 @@ fn aggregation_tree_and_ethereum_verifier() {
 
     let verifier = timed("generate Solidity verifier and compile it", || {
         prover
-            .evm_verifier(&ProofCircuit::parse(&fin.circuit).unwrap(), &no_progress)
+            .evm_verifier(
+                &ProofCircuit::parse(&fin.circuit).unwrap(),
+                KeySource::Existing,
+                &no_progress,
+            )
             .unwrap()
     });
     let bytecode = verifier

@@ -10,7 +10,10 @@ use std::{
 };
 
 use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
-use proofmill_prover::{KeyStore, ProofEnvelope, Prover, ProverError, Stage, Transcript};
+use proofmill_prover::{
+    keys::FETCHED_MARKER, KeySource, KeyStore, ProofEnvelope, Prover, ProverError, Stage,
+    Transcript,
+};
 
 /// SRS files and keys shared by the tests of this workspace, kept between runs under
 /// `target/tmp` so that keygen happens once.
@@ -166,7 +169,7 @@ fn invalid_batch_is_refused_before_proving() {
 
 #[test]
 fn keys_are_cached_on_disk_and_regenerated_when_corrupt() {
-    let small = CatalogCircuit::TransferBatch(TransferBatchConfig {
+    let small = CatalogCircuit::new(TransferBatchConfig {
         depth: 3,
         batch_size: 2,
         lookup_bits: 8,
@@ -178,17 +181,23 @@ fn keys_are_cached_on_disk_and_regenerated_when_corrupt() {
         keygens.fetch_add(1, Ordering::SeqCst);
     };
 
-    let first = KeyStore::new(dir.path()).get(&small, &srs, &count).unwrap();
+    let first = KeyStore::new(dir.path())
+        .get(&small, &srs, KeySource::Generate, &count)
+        .unwrap();
     assert_eq!(keygens.load(Ordering::SeqCst), 1);
 
     // A new store (a restarted process) loads from disk: no keygen, same key.
     let store = KeyStore::new(dir.path());
-    let second = store.get(&small, &srs, &count).unwrap();
+    let second = store
+        .get(&small, &srs, KeySource::Generate, &count)
+        .unwrap();
     assert_eq!(keygens.load(Ordering::SeqCst), 1, "loaded from disk");
     assert_eq!(first.vk_hash, second.vk_hash);
     assert_eq!(first.break_points, second.break_points);
     // And from memory on the next call.
-    store.get(&small, &srs, &count).unwrap();
+    store
+        .get(&small, &srs, KeySource::Generate, &count)
+        .unwrap();
     assert_eq!(keygens.load(Ordering::SeqCst), 1);
 
     // A corrupted key file is detected and regenerated, giving the same deterministic vk.
@@ -199,7 +208,101 @@ fn keys_are_cached_on_disk_and_regenerated_when_corrupt() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&pk, bytes).unwrap();
-    let third = KeyStore::new(dir.path()).get(&small, &srs, &count).unwrap();
+    let third = KeyStore::new(dir.path())
+        .get(&small, &srs, KeySource::Generate, &count)
+        .unwrap();
     assert_eq!(keygens.load(Ordering::SeqCst), 2, "corrupt key regenerated");
     assert_eq!(third.vk_hash, first.vk_hash);
+}
+
+/// Verification-only callers never make keys: a missing key is an error that says how to get
+/// it, and nothing was generated.
+#[test]
+fn existing_keys_only_never_generate() {
+    let small = CatalogCircuit::new(TransferBatchConfig {
+        depth: 2,
+        batch_size: 1,
+        lookup_bits: 8,
+    });
+    let srs = prover().srs_store().load(small.shape().k).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keygens = AtomicUsize::new(0);
+    let count = || {
+        keygens.fetch_add(1, Ordering::SeqCst);
+    };
+    let store = KeyStore::new(dir.path());
+    assert!(!store.has(&small.name(), srs.srs_id()));
+    let err = store
+        .get(&small, &srs, KeySource::Existing, &count)
+        .err()
+        .expect("no keys yet");
+    assert!(matches!(err, ProverError::KeysMissing { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&small.name()) && text.contains("keygen"),
+        "{text}"
+    );
+    assert!(err.is_client_error());
+    assert_eq!(keygens.load(Ordering::SeqCst), 0);
+    store
+        .get(&small, &srs, KeySource::Generate, &count)
+        .unwrap();
+    assert!(store.has(&small.name(), srs.srs_id()));
+    assert!(KeyStore::new(dir.path()).has(&small.name(), srs.srs_id()));
+    KeyStore::new(dir.path())
+        .get(&small, &srs, KeySource::Existing, &count)
+        .unwrap();
+    assert_eq!(keygens.load(Ordering::SeqCst), 1);
+}
+
+/// A key fetched from another node (marked as such) is used only once its verifying key
+/// equals the one computed here from the circuit: another circuit's key, with a checksum
+/// that matches it (all a bucket could offer), is discarded.
+#[test]
+fn a_fetched_key_is_checked_against_the_circuit_before_use() {
+    let config = |batch_size| {
+        CatalogCircuit::new(TransferBatchConfig {
+            depth: 3,
+            batch_size,
+            lookup_bits: 8,
+        })
+    };
+    let (ours, theirs) = (config(1), config(2));
+    assert_eq!(ours.shape().k, theirs.shape().k, "same SRS for both");
+    let srs = prover().srs_store().load(ours.shape().k).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::new(dir.path());
+    let genuine = store.get(&ours, &srs, KeySource::Generate, &|| {}).unwrap();
+    let other = store
+        .get(&theirs, &srs, KeySource::Generate, &|| {})
+        .unwrap();
+    let ours_dir = store.key_dir(&ours.name(), srs.srs_id());
+    let theirs_dir = store.key_dir(&theirs.name(), srs.srs_id());
+
+    // A genuine fetched key passes the check, and the mark goes.
+    std::fs::write(ours_dir.join(FETCHED_MARKER), b"").unwrap();
+    let checked = KeyStore::new(dir.path())
+        .get(&ours, &srs, KeySource::Existing, &|| {})
+        .unwrap();
+    assert_eq!(checked.vk_hash, genuine.vk_hash);
+    assert!(!ours_dir.join(FETCHED_MARKER).exists());
+
+    // Another circuit's key under our name, its metadata rewritten to match.
+    std::fs::copy(theirs_dir.join("pk.bin"), ours_dir.join("pk.bin")).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(theirs_dir.join("meta.json")).unwrap()).unwrap();
+    meta["circuit"] = serde_json::Value::String(ours.name());
+    std::fs::write(ours_dir.join("meta.json"), meta.to_string()).unwrap();
+    std::fs::write(ours_dir.join(FETCHED_MARKER), b"").unwrap();
+    let err = KeyStore::new(dir.path())
+        .get(&ours, &srs, KeySource::Existing, &|| {})
+        .err()
+        .expect("a key that is not the circuit's is refused");
+    assert!(err.to_string().contains("discarded"), "{err}");
+    assert!(!ours_dir.exists(), "the bad key was removed");
+    let regenerated = KeyStore::new(dir.path())
+        .get(&ours, &srs, KeySource::Generate, &|| {})
+        .unwrap();
+    assert_eq!(regenerated.vk_hash, genuine.vk_hash);
+    assert_ne!(regenerated.vk_hash, other.vk_hash);
 }

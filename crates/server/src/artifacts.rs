@@ -378,6 +378,18 @@ impl Artifacts {
                 download(store.as_ref(), bucket_url, &key, &staging.join(file)).await?;
                 pulled += 1;
             }
+            // The checksum beside the key came from the same bucket: the key store checks the
+            // key against a verifying key it computes itself before the key's first use.
+            let marker = staging.join(proofmill_prover::keys::FETCHED_MARKER);
+            tokio::fs::write(
+                &marker,
+                b"fetched from the cluster's bucket; not yet checked\n",
+            )
+            .await
+            .map_err(|source| ArtifactError::Io {
+                path: marker.display().to_string(),
+                source,
+            })?;
             tokio::fs::rename(&staging, &target)
                 .await
                 .map_err(|source| ArtifactError::Io {

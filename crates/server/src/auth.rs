@@ -1,18 +1,39 @@
 //! Tenants and API keys. Keys are stored only as SHA-256 hashes (in the config file or the
 //! job database) and compared in constant time. With no key anywhere the server runs open,
 //! as the single tenant `default`, and only on loopback.
+//!
+//! Authentication never touches the database: the key ring is read into memory at start and
+//! refreshed in the background every [`KEY_REFRESH`] (a key added with `proofmill keys add`
+//! works within that time), so a wrong key costs one hash and stays a 401 while the database
+//! is down. Failed attempts are counted per client address; past the configured rate they get
+//! 429s until the minute is over.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::request::Parts,
+};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{config::Config, error::ApiError, store::JobStore, AppState};
+use crate::{
+    config::Config,
+    error::ApiError,
+    store::{JobStore, StoreError},
+    AppState,
+};
 
 /// The tenant of an open (keyless) server.
 pub const OPEN_TENANT: &str = "default";
+/// How often the key ring is read again from the configuration and the database.
+pub const KEY_REFRESH: Duration = Duration::from_secs(5);
 
 /// SHA-256 of a key, hex.
 pub fn hash_key(key: &str) -> String {
@@ -31,12 +52,14 @@ pub fn new_key() -> String {
 pub struct Caller {
     /// The tenant its jobs belong to.
     pub tenant: String,
-    /// May read every tenant's usage.
+    /// May read every tenant's usage and jobs' summaries, and `/metrics` beyond loopback.
     pub admin: bool,
     /// Largest body it may send.
     pub max_body_bytes: usize,
     /// Jobs it may have queued or running.
     pub max_outstanding: u64,
+    /// The largest |priority| it may give its jobs.
+    pub max_priority: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -46,27 +69,39 @@ struct KeyEntry {
     admin: bool,
 }
 
-/// The known keys.
+/// The known keys, and the failed attempts of each client address.
 #[derive(Debug, Clone)]
 pub struct KeyRing {
     keys: Arc<RwLock<Vec<KeyEntry>>>,
     config: Arc<Config>,
     store: JobStore,
+    failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
 }
 
 impl KeyRing {
     /// Keys of the configuration and the database.
-    pub async fn load(config: Arc<Config>, store: JobStore) -> Result<Self, ApiError> {
+    pub async fn load(config: Arc<Config>, store: JobStore) -> Result<Self, StoreError> {
         let ring = Self {
             keys: Arc::new(RwLock::new(Vec::new())),
             config,
             store,
+            failures: Arc::new(Mutex::new(HashMap::new())),
         };
         ring.reload().await?;
         Ok(ring)
     }
 
-    async fn reload(&self) -> Result<(), ApiError> {
+    /// Reads the keys again, until the task is aborted; a failed read keeps the keys known.
+    pub async fn refresh(self) {
+        loop {
+            tokio::time::sleep(KEY_REFRESH).await;
+            if let Err(e) = self.reload().await {
+                tracing::warn!(error = %e, "could not refresh the API keys; keeping the known ones");
+            }
+        }
+    }
+
+    async fn reload(&self) -> Result<(), StoreError> {
         let mut entries = Vec::new();
         for t in &self.config.tenants {
             if let Some(hash) = t.key_sha256.as_deref().and_then(decode_hash) {
@@ -109,10 +144,62 @@ impl KeyRing {
         found
     }
 
-    /// The caller presenting `authorization` (the header's value).
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    /// Counts a failed attempt from `client`; the error to answer with (429 past the limit).
+    fn failed(&self, client: Option<IpAddr>, error: ApiError) -> ApiError {
+        let Some(ip) = client else {
+            return error;
+        };
+        let limit = self.config.max_auth_failures_per_minute;
+        let Ok(mut failures) = self.failures.lock() else {
+            return error;
+        };
+        let now = Instant::now();
+        if failures.len() > 10_000 {
+            // Forget finished windows rather than grow without bound under a scan.
+            failures.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(60));
+        }
+        let entry = failures.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            let retry = 60u64
+                .saturating_sub(now.duration_since(entry.0).as_secs())
+                .max(1);
+            metrics::counter!("proofmill_auth_throttled_total").increment(1);
+            return ApiError::TooManyAuthFailures {
+                limit,
+                retry_after_secs: retry,
+            };
+        }
+        error
+    }
+
+    /// True while `client` is over its failed-attempt limit.
+    fn throttled(&self, client: Option<IpAddr>) -> Option<ApiError> {
+        let ip = client?;
+        let failures = self.failures.lock().ok()?;
+        let (since, count) = failures.get(&ip)?;
+        let elapsed = since.elapsed();
+        (elapsed < Duration::from_secs(60) && *count > self.config.max_auth_failures_per_minute)
+            .then(|| ApiError::TooManyAuthFailures {
+                limit: self.config.max_auth_failures_per_minute,
+                retry_after_secs: 60u64.saturating_sub(elapsed.as_secs()).max(1),
+            })
+    }
+
+    /// The caller presenting `authorization` (the header's value) from `client`.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
         if self.is_open() {
             return Ok(self.caller(OPEN_TENANT, true));
+        }
+        if let Some(throttled) = self.throttled(client) {
+            return Err(throttled);
         }
         let Some(value) = authorization else {
             return Err(ApiError::Unauthorized(
@@ -123,19 +210,21 @@ impl KeyRing {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
         else {
-            return Err(ApiError::Unauthorized(
-                "the Authorization header must be `Bearer <key>`".into(),
+            return Err(self.failed(
+                client,
+                ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".into()),
             ));
         };
         let digest: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
-        if let Some((tenant, admin)) = self.find(&digest) {
-            return Ok(self.caller(&tenant, admin));
-        }
-        // A key added with `proofmill keys add` while the server runs.
-        self.reload().await?;
         match self.find(&digest) {
             Some((tenant, admin)) => Ok(self.caller(&tenant, admin)),
-            None => Err(ApiError::Unauthorized("unknown API key".into())),
+            None => Err(self.failed(
+                client,
+                ApiError::Unauthorized(format!(
+                    "unknown API key (a key added with `proofmill keys add` works within {} s)",
+                    KEY_REFRESH.as_secs()
+                )),
+            )),
         }
     }
 
@@ -152,12 +241,23 @@ impl KeyRing {
             max_outstanding: own
                 .and_then(|t| t.max_queued_jobs)
                 .unwrap_or(self.config.max_queued_jobs_per_tenant),
+            max_priority: own
+                .and_then(|t| t.max_priority)
+                .unwrap_or(self.config.max_priority),
         }
     }
 }
 
 fn decode_hash(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
+}
+
+/// The address a request came from, when the server recorded it.
+pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -173,6 +273,6 @@ impl FromRequestParts<AppState> for Caller {
                 })
             })
             .transpose()?;
-        state.keys.authenticate(header).await
+        state.keys.authenticate(header, client_addr(parts))
     }
 }

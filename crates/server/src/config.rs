@@ -1,7 +1,8 @@
 //! The server's configuration: a TOML file whose every key has a default, so that
 //! `proofmill serve` with no file runs a loopback-only appliance under `./proofmill-data`.
 //!
-//! This module only describes and loads settings; it opens no files but the config itself.
+//! This module only describes and loads settings: it reads the configuration file and the
+//! tenants file it names, and nothing else.
 
 use std::{
     collections::BTreeMap,
@@ -38,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// Server settings (see docs/operations.md for the file format).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on. Without API keys only loopback addresses are accepted.
@@ -62,9 +63,32 @@ pub struct Config {
     /// of it. A node that stops heartbeating (crash, partition) loses its jobs to the other
     /// nodes after this long. Liveness comes from heartbeats only: a proof may run for hours.
     pub lease_secs: u64,
-    /// Retryable failures after which a job is given up and dead-lettered (its attempt
-    /// history kept). Lease expiries and shutdowns do not count.
-    pub max_attempts: u32,
+    /// Retryable failures (a device error, the prover running out of memory) after which a
+    /// job is given up and dead-lettered, its attempt history kept. Lease expiries and
+    /// shutdowns do not count. `max_attempts`, its earlier name, is still read.
+    #[serde(alias = "max_attempts")]
+    pub max_failures: u32,
+    /// Deaths (an attempt's lease expired, or its node restarted while running it) after
+    /// which a job is dead-lettered: a job that kills the nodes it runs on must not cycle
+    /// through the cluster forever.
+    pub max_deaths: u32,
+    /// The largest `priority` (in absolute value) a tenant may give its jobs, unless its own
+    /// entry says otherwise. Priority orders a tenant's own jobs; tenants share the devices
+    /// fairly whatever their priorities.
+    pub max_priority: i32,
+    /// Open `GET /v1/jobs/{id}/events` streams one tenant may hold on this node (429 above).
+    pub max_event_streams_per_tenant: usize,
+    /// `POST /v1/verify` calls verified at once on this node; more wait, briefly, then get a
+    /// 429.
+    pub max_concurrent_verifications: usize,
+    /// Of those, how many one tenant may hold.
+    pub max_concurrent_verifications_per_tenant: usize,
+    /// Failed authentications one client address may make per minute before it gets 429s.
+    pub max_auth_failures_per_minute: u32,
+    /// Lets a server that listens beyond loopback prove with the development SRS, whose tau is
+    /// public (anyone can forge its proofs). Without it such a server refuses to start until
+    /// ceremony SRS files are in `{data_dir}/srs`.
+    pub allow_development_srs: bool,
     /// A TOML file of `[[tenants]]` entries added to `tenants` (e.g. mounted from a
     /// Kubernetes Secret, so that key hashes stay out of the main file).
     pub tenants_file: Option<PathBuf>,
@@ -110,6 +134,8 @@ pub struct TenantConfig {
     pub admin: bool,
     /// Overrides `max_queued_jobs_per_tenant`.
     pub max_queued_jobs: Option<u64>,
+    /// Overrides `max_priority`.
+    pub max_priority: Option<i32>,
     /// A lower request-size limit for this tenant, in bytes.
     pub max_body_bytes: Option<usize>,
 }
@@ -127,7 +153,14 @@ impl Default for Config {
             node_id: None,
             advertise_url: None,
             lease_secs: 30,
-            max_attempts: 3,
+            max_failures: 3,
+            max_deaths: 3,
+            max_priority: 10,
+            max_event_streams_per_tenant: 16,
+            max_concurrent_verifications: 4,
+            max_concurrent_verifications_per_tenant: 2,
+            max_auth_failures_per_minute: 30,
+            allow_development_srs: false,
             tenants_file: None,
             proofs_dir: None,
             artifacts_url: None,
@@ -207,10 +240,45 @@ impl Config {
                 self.lease_secs
             )));
         }
-        if self.max_attempts == 0 {
+        if self.max_failures == 0 {
             return Err(ConfigError::Invalid(
-                "max_attempts is 0: at least 1 is needed to run a job".into(),
+                "max_failures is 0: at least 1 is needed to run a job".into(),
             ));
+        }
+        if self.max_deaths == 0 {
+            return Err(ConfigError::Invalid(
+                "max_deaths is 0: at least 1 is needed to run a job".into(),
+            ));
+        }
+        if self.max_priority < 0
+            || self
+                .tenants
+                .iter()
+                .any(|t| t.max_priority.is_some_and(|p| p < 0))
+        {
+            return Err(ConfigError::Invalid(
+                "max_priority must be 0 or more (it bounds |priority|)".into(),
+            ));
+        }
+        for (name, value) in [
+            (
+                "max_event_streams_per_tenant",
+                self.max_event_streams_per_tenant,
+            ),
+            (
+                "max_concurrent_verifications",
+                self.max_concurrent_verifications,
+            ),
+            (
+                "max_concurrent_verifications_per_tenant",
+                self.max_concurrent_verifications_per_tenant,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} is 0: at least 1 is needed"
+                )));
+            }
         }
         if let Some(node) = &self.node_id {
             if node.is_empty() || node.len() > 64 || node.chars().any(|c| c.is_control()) {
@@ -268,6 +336,82 @@ impl Config {
     /// The configured tenant of this name, if any.
     pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.name == name)
+    }
+}
+
+/// A setting's value as `Debug` shows it: credentials never appear in logs or panics.
+fn secret_option(key: &str, value: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    let secret = [
+        "secret",
+        "token",
+        "password",
+        "credential",
+        "access_key",
+        "session",
+    ]
+    .iter()
+    .any(|word| key.contains(word));
+    if secret {
+        "***".to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: BTreeMap<&str, String> = self
+            .artifacts_options
+            .iter()
+            .map(|(k, v)| (k.as_str(), secret_option(k, v)))
+            .collect();
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::store::redact_url),
+            )
+            .field("node_id", &self.node_id)
+            .field("advertise_url", &self.advertise_url)
+            .field("lease_secs", &self.lease_secs)
+            .field("max_failures", &self.max_failures)
+            .field("max_deaths", &self.max_deaths)
+            .field("max_priority", &self.max_priority)
+            .field(
+                "max_event_streams_per_tenant",
+                &self.max_event_streams_per_tenant,
+            )
+            .field(
+                "max_concurrent_verifications",
+                &self.max_concurrent_verifications,
+            )
+            .field(
+                "max_concurrent_verifications_per_tenant",
+                &self.max_concurrent_verifications_per_tenant,
+            )
+            .field(
+                "max_auth_failures_per_minute",
+                &self.max_auth_failures_per_minute,
+            )
+            .field("allow_development_srs", &self.allow_development_srs)
+            .field("tenants_file", &self.tenants_file)
+            .field("proofs_dir", &self.proofs_dir)
+            .field("artifacts_url", &self.artifacts_url)
+            .field("artifacts_options", &options)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "max_queued_jobs_per_tenant",
+                &self.max_queued_jobs_per_tenant,
+            )
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("cpu_workers", &self.cpu_workers)
+            .field("gpu_workers", &self.gpu_workers)
+            .field("engine", &self.engine)
+            .field("tenants", &self.tenants)
+            .finish()
     }
 }
 
@@ -332,7 +476,11 @@ mod tests {
         let c: Config = toml::from_str("lease_secs = 1").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("lease_secs"));
         let c: Config = toml::from_str("max_attempts = 0").unwrap();
-        assert!(c.check().unwrap_err().to_string().contains("max_attempts"));
+        assert!(c.check().unwrap_err().to_string().contains("max_failures"));
+        let c: Config = toml::from_str("max_attempts = 5").unwrap();
+        assert_eq!(c.max_failures, 5, "the earlier name is still read");
+        let c: Config = toml::from_str("max_deaths = 0").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("max_deaths"));
 
         let dir = tempfile::tempdir().unwrap();
         let hash = "ab".repeat(32);
@@ -358,5 +506,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tenants.toml") && err.contains("nme"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    /// `Debug` of a configuration (what a log line or a panic would print) shows no password,
+    /// secret key or token.
+    #[test]
+    fn debug_hides_credentials() {
+        let c: Config = toml::from_str(
+            "database_url = \"postgres://pm:hunter2@db:5432/pm\"\nartifacts_url = \"s3://b/p\"\n[artifacts_options]\naws_secret_access_key = \"wJalrXUtnFEMI\"\naws_access_key_id = \"AKIAEXAMPLE\"\naws_session_token = \"tok3n\"\naws_region = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        let text = format!("{c:?}");
+        for secret in ["hunter2", "wJalrXUtnFEMI", "AKIAEXAMPLE", "tok3n"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("eu-west-1") && text.contains("db:5432"),
+            "{text}"
+        );
     }
 }

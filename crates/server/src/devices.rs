@@ -1,29 +1,22 @@
-//! Devices as the scheduler and `GET /v1/devices` see them: what each one is, how much memory
-//! it has and what it is doing. The host CPU (one entry per CPU worker) and every GPU the
-//! accel crate's inventory found, with live NVML telemetry for GPUs.
+//! Devices as `GET /v1/devices`, the node registry and the scheduler see them: what each one
+//! is, how much memory it has and what it is doing, with live telemetry (NVML for GPUs,
+//! `/proc` for the host CPU).
+//!
+//! Telemetry is read by a [`Telemetry`] thread of its own every couple of seconds, never on
+//! the async runtime: NVML calls and `/proc` reads can take milliseconds each, and the
+//! dispatch loop, the heartbeats and `/metrics` would all wait on them. Readers get the
+//! latest snapshot.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use proofmill_accel::host;
+pub use proofmill_prover::devices::DeviceKind;
+use proofmill_prover::devices::ProvingDevice;
 use serde::{Deserialize, Serialize};
-
-/// What kind of device proves on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    /// The host CPU (all cores, via rayon).
-    Cpu,
-    /// A CUDA GPU.
-    Gpu,
-}
-
-impl DeviceKind {
-    /// The name used in metrics and usage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cpu => "cpu",
-            Self::Gpu => "gpu",
-        }
-    }
-}
 
 /// One device, with live telemetry where the device reports it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -35,7 +28,8 @@ pub struct DeviceInfo {
     pub node: Option<String>,
     /// Marketing name (`AMD EPYC ...`, `NVIDIA H100 80GB HBM3`).
     pub name: String,
-    /// CPU or GPU.
+    /// `cpu` or `gpu`.
+    #[schema(value_type = String, example = "gpu")]
     pub kind: DeviceKind,
     /// Cores (CPU) or streaming multiprocessors (GPU), when known.
     pub cores: Option<u32>,
@@ -52,6 +46,12 @@ pub struct DeviceInfo {
     /// The GPU's NVML UUID (telemetry is read by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
+    /// The GPU's CUDA ordinal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordinal: Option<u32>,
+    /// The engine it proves with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Whether jobs may be placed on it.
     pub usable: bool,
     /// Why not, when unusable.
@@ -62,96 +62,116 @@ pub struct DeviceInfo {
 }
 
 impl DeviceInfo {
-    /// The same device, marked as `node`'s.
-    pub fn on_node(mut self, node: &str) -> Self {
-        self.node = Some(node.to_owned());
-        self
-    }
-
-    /// The host CPU as worker `index`.
-    pub fn cpu(index: usize) -> Self {
-        let mut info = Self {
-            id: format!("cpu{index}"),
-            node: None,
-            name: host::cpu_model().unwrap_or_else(|| "CPU".to_owned()),
-            kind: DeviceKind::Cpu,
-            cores: std::thread::available_parallelism()
-                .ok()
-                .map(|n| n.get() as u32),
-            memory_total_bytes: None,
+    /// A proving device as this node shows it, marked as `node`'s, telemetry not read yet.
+    pub fn of(device: &ProvingDevice, node: &str) -> Self {
+        Self {
+            id: device.id.clone(),
+            node: Some(node.to_owned()),
+            name: device.name.clone(),
+            kind: device.kind,
+            cores: match device.kind {
+                DeviceKind::Cpu => std::thread::available_parallelism()
+                    .ok()
+                    .map(|n| n.get() as u32),
+                DeviceKind::Gpu => None,
+            },
+            memory_total_bytes: device.memory_total_bytes,
             memory_free_bytes: None,
             utilization: None,
             temperature_c: None,
             power_w: None,
-            uuid: None,
+            uuid: device.uuid.clone(),
+            ordinal: device.ordinal,
+            engine: Some(device.engine.clone()),
             usable: true,
             reason: None,
             jobs: Vec::new(),
-        };
-        info.refresh();
-        info
+        }
     }
 
-    /// GPU `gpu.index` (its CUDA ordinal) as the inventory found it; `reason` (or the
-    /// inventory's own) makes it unusable.
-    pub fn gpu(gpu: &proofmill_accel::GpuInfo, reason: Option<String>) -> Self {
-        let reason = reason.or_else(|| gpu.unusable_reason.clone());
-        let mut info = Self {
-            id: format!("gpu{}", gpu.index),
-            node: None,
-            name: gpu.name.clone(),
-            kind: DeviceKind::Gpu,
-            cores: None,
-            memory_total_bytes: gpu.memory_total_bytes,
-            memory_free_bytes: gpu.memory_free_bytes,
-            utilization: gpu.utilization_percent.map(|p| f64::from(p) / 100.0),
-            temperature_c: gpu.temperature_c.map(f64::from),
-            power_w: gpu.power_watts,
-            uuid: gpu.uuid.clone(),
-            usable: reason.is_none(),
-            reason,
-            jobs: Vec::new(),
-        };
-        info.refresh();
-        info
-    }
-
-    /// Reads live telemetry again.
+    /// Reads live telemetry again (blocking: NVML, `/proc`).
     pub fn refresh(&mut self) {
-        if self.kind == DeviceKind::Gpu {
-            let index = self.id.strip_prefix("gpu").and_then(|i| i.parse().ok());
-            if let Some(t) =
-                index.and_then(|i| proofmill_accel::gpu_telemetry(self.uuid.as_deref(), i))
-            {
-                self.memory_total_bytes = t.memory_total_bytes.or(self.memory_total_bytes);
-                self.memory_free_bytes = t.memory_free_bytes;
-                self.utilization = t.utilization_percent.map(|p| f64::from(p) / 100.0);
-                self.temperature_c = t.temperature_c.map(f64::from);
-                self.power_w = t.power_watts;
+        match self.kind {
+            DeviceKind::Gpu => {
+                if let Some(t) = self
+                    .ordinal
+                    .and_then(|i| proofmill_accel::gpu_telemetry(self.uuid.as_deref(), i))
+                {
+                    self.memory_total_bytes = t.memory_total_bytes.or(self.memory_total_bytes);
+                    self.memory_free_bytes = t.memory_free_bytes;
+                    self.utilization = t.utilization_percent.map(|p| f64::from(p) / 100.0);
+                    self.temperature_c = t.temperature_c.map(f64::from);
+                    self.power_w = t.power_watts;
+                }
+            }
+            DeviceKind::Cpu => {
+                let (total, available) = host::memory();
+                self.memory_total_bytes = total;
+                self.memory_free_bytes = available;
+                self.utilization = host::load_average().and_then(|load| {
+                    self.cores
+                        .map(|c| (load / f64::from(c.max(1))).clamp(0.0, 1.0))
+                });
+                self.temperature_c = host::cpu_temperature();
             }
         }
-        if self.kind == DeviceKind::Cpu {
-            let (total, available) = host::memory();
-            self.memory_total_bytes = total;
-            self.memory_free_bytes = available;
-            self.utilization = host::load_average().and_then(|load| {
-                self.cores
-                    .map(|c| (load / f64::from(c.max(1))).clamp(0.0, 1.0))
-            });
-            self.temperature_c = host::cpu_temperature();
-        }
     }
 }
 
-/// Bytes a job is expected to need on a device: the proving key's and witness's polynomials
-/// in the extended domain. A rough but monotone estimate — it only has to rank jobs against
-/// free memory.
-pub fn estimate_prove_bytes(k: u32, advice_columns: usize, lookup_columns: usize) -> u64 {
-    // advice + lookup + ~10 fixed/selector/permutation/instance columns, each 32-byte
-    // elements, kept in coefficient, Lagrange and extended (x4) forms.
-    let columns = (advice_columns + lookup_columns + 10) as u64;
-    (1u64 << k) * columns * 32 * 6
+/// The latest telemetry of this node's devices, refreshed by a thread of its own; the thread
+/// stops when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    snapshot: Arc<RwLock<HashMap<String, DeviceInfo>>>,
 }
 
-/// Peak memory of an aggregation proof (k=21, measured 7.7-7.9 GB).
-pub const AGGREGATE_BYTES: u64 = 8 << 30;
+/// How often the telemetry thread reads the devices.
+pub const TELEMETRY_PERIOD: Duration = Duration::from_secs(2);
+
+impl Telemetry {
+    /// Starts reading `devices` every `period` (the first reading happens before this
+    /// returns, so call it off the async runtime).
+    pub fn start(mut devices: Vec<DeviceInfo>, period: Duration) -> std::io::Result<Self> {
+        for d in &mut devices {
+            d.refresh();
+        }
+        let snapshot = Arc::new(RwLock::new(
+            devices
+                .iter()
+                .map(|d| (d.id.clone(), d.clone()))
+                .collect::<HashMap<_, _>>(),
+        ));
+        let telemetry = Self {
+            snapshot: snapshot.clone(),
+        };
+        std::thread::Builder::new()
+            .name("telemetry".into())
+            .spawn(move || {
+                // Wakes often enough to stop promptly once every handle is gone.
+                let tick = Duration::from_millis(100).min(period);
+                let mut waited = Duration::ZERO;
+                while Arc::strong_count(&snapshot) > 1 {
+                    std::thread::sleep(tick);
+                    waited += tick;
+                    if waited < period {
+                        continue;
+                    }
+                    waited = Duration::ZERO;
+                    for d in &mut devices {
+                        d.refresh();
+                    }
+                    if let Ok(mut snap) = snapshot.write() {
+                        for d in &devices {
+                            snap.insert(d.id.clone(), d.clone());
+                        }
+                    }
+                }
+            })?;
+        Ok(telemetry)
+    }
+
+    /// The latest reading of device `id`.
+    pub fn get(&self, id: &str) -> Option<DeviceInfo> {
+        self.snapshot.read().ok()?.get(id).cloned()
+    }
+}

@@ -1,6 +1,7 @@
 //! The one error type of the HTTP layer: every failure a handler can return, mapped to an
 //! RFC 9457 problem+json response. Client mistakes get a precise 4xx naming what to fix;
-//! the appliance's own failures get a generic 500 and the real cause goes to the log.
+//! the appliance's own failures get a generic 500 (the real cause goes to the log), and a
+//! database that cannot be reached a 503 worth retrying.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -48,6 +49,23 @@ pub enum ApiError {
     /// The tenant has too many jobs outstanding.
     #[error("{0}")]
     TooManyJobs(String),
+    /// A circuit name is malformed, too long or too deeply nested.
+    #[error("{0}")]
+    InvalidCircuitName(String),
+    /// This appliance lacks the keys the request needs, and the request may not make them.
+    #[error("{0}")]
+    KeysMissing(String),
+    /// A per-tenant or per-node limit on concurrent work (event streams, verifications).
+    #[error("{0}")]
+    TooBusy(String),
+    /// Too many failed authentications from this client address.
+    #[error("too many failed authentications from this address: more than {limit} a minute; retry in {retry_after_secs} s")]
+    TooManyAuthFailures {
+        /// Failures allowed per minute.
+        limit: u32,
+        /// Seconds until the window ends.
+        retry_after_secs: u64,
+    },
     /// No or an unknown API key.
     #[error("{0}")]
     Unauthorized(String),
@@ -122,6 +140,26 @@ impl ApiError {
                 "too-many-jobs",
                 "Too many outstanding jobs",
             ),
+            Self::InvalidCircuitName(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-circuit-name",
+                "Unusable circuit name",
+            ),
+            Self::KeysMissing(_) => (
+                StatusCode::CONFLICT,
+                "keys-missing",
+                "This appliance does not have the circuit's keys",
+            ),
+            Self::TooBusy(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-busy",
+                "Too many concurrent requests of this kind",
+            ),
+            Self::TooManyAuthFailures { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-auth-failures",
+                "Too many failed authentications",
+            ),
             Self::Unauthorized(_) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -164,6 +202,20 @@ impl ApiError {
     }
 }
 
+impl From<proofmill_prover::ProverError> for ApiError {
+    /// A prover error met while handling a request (not in a job): the caller's mistakes are
+    /// 4xx, the rest a 500.
+    fn from(e: proofmill_prover::ProverError) -> Self {
+        use proofmill_prover::ProverError;
+        match e {
+            ProverError::KeysMissing { .. } => Self::KeysMissing(e.to_string()),
+            ProverError::CircuitName(e) => Self::InvalidCircuitName(e.to_string()),
+            e if e.is_client_error() => Self::InvalidEnvelope(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         if e.is_unavailable() {
@@ -194,6 +246,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyAuthFailures {
+            retry_after_secs, ..
+        } = &self
+        {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
         }
         response
     }

@@ -4,8 +4,9 @@
 //!
 //! Data flows one way: request -> [`JobStore`] -> [`Scheduler`] -> [`Worker`] ->
 //! `proofmill_prover::Prover` -> proof file -> response. The server knows nothing of curves
-//! or circuits beyond the catalog's names and `parse_input`; proving happens only on worker
-//! threads, never on the async runtime.
+//! or circuits beyond the catalog's names and `parse_input`, nor of how proving uses a
+//! device: it asks the prover's device layer (`proofmill_prover::devices`) for its devices
+//! and what a job needs. Proving happens only on worker threads, never on the async runtime.
 //!
 //! The entry point is [`run`]: give it a bound listener, a [`Config`] and a future that
 //! resolves when the server should stop (SIGTERM, Ctrl-C, or a test's signal).
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod devices;
 pub mod error;
+pub mod job;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
@@ -38,8 +40,9 @@ pub use auth::{Caller, KeyRing};
 pub use config::{Config, ConfigError};
 pub use devices::{DeviceInfo, DeviceKind};
 pub use error::ApiError;
+pub use job::{JobKind, JobStage, JobStatus};
 pub use scheduler::{NodeSettings, Scheduler};
-pub use store::{JobStatus, JobStore, StoreError};
+pub use store::{JobStore, StoreError};
 pub use worker::Worker;
 
 /// Why the server could not start or stopped abnormally.
@@ -61,15 +64,28 @@ pub enum ServerError {
         /// The address asked for.
         addr: SocketAddr,
     },
-    /// Loading the keys failed.
-    #[error("loading API keys: {0}")]
-    Keys(String),
+    /// Starting beyond loopback with the development SRS, whose tau is public.
+    #[error("refusing to listen on {addr} with the development SRS for k={k}: its tau is public, so anyone can forge proofs under it. Put ceremony SRS files (kzg_bn254_{k}.srs or larger, e.g. converted from the perpetual powers of tau) in {}, or set allow_development_srs = true in the configuration for a test deployment", srs_dir.display())]
+    DevelopmentSrs {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The first k without a ceremony file.
+        k: u32,
+        /// Where the files go.
+        srs_dir: std::path::PathBuf,
+    },
+    /// An API-key name is not usable.
+    #[error("tenant name {0:?}: 1 to 64 printable characters")]
+    TenantName(String),
+    /// The proving devices could not be set up.
+    #[error(transparent)]
+    Devices(#[from] proofmill_prover::ProverError),
+    /// A start-up task stopped before it finished.
+    #[error("start-up task: {0}")]
+    Startup(String),
     /// The proof store cannot be used.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
-    /// No worker could be started (`cuda` without a usable GPU, or no GPU and no CPU worker).
-    #[error("no proving worker: {0}")]
-    NoWorker(String),
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -93,26 +109,39 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Process start, for `proofmill_seconds_since_last_proof` before any proof.
     pub started: Instant,
+    /// Open event streams per tenant.
+    pub streams: api::events::StreamSlots,
+    /// Verifications in progress.
+    pub verifications: api::verify::Verifications,
+    /// The server listens beyond loopback (then `/metrics` wants an admin key when keys
+    /// are configured).
+    pub public: bool,
 }
 
 /// The API's routes over `state`.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/v1/jobs", post(api::submit_job).get(api::list_jobs))
-        .route("/v1/jobs/{id}", get(api::get_job).delete(api::cancel_job))
-        .route("/v1/jobs/{id}/proof", get(api::get_proof))
-        .route("/v1/jobs/{id}/events", get(api::job_events))
-        .route("/v1/verify", post(api::verify))
-        .route("/v1/circuits", get(api::list_circuits))
-        .route("/v1/circuits/{*name}", get(api::get_circuit))
-        .route("/v1/devices", get(api::devices))
-        .route("/v1/usage", get(api::usage))
-        .route("/metrics", get(api::metrics))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/openapi.json", get(api::openapi))
-        .fallback(api::not_found)
-        .method_not_allowed_fallback(api::method_not_allowed)
+        .route(
+            "/v1/jobs",
+            post(api::jobs::submit_job).get(api::jobs::list_jobs),
+        )
+        .route(
+            "/v1/jobs/{id}",
+            get(api::jobs::get_job).delete(api::jobs::cancel_job),
+        )
+        .route("/v1/jobs/{id}/proof", get(api::jobs::get_proof))
+        .route("/v1/jobs/{id}/events", get(api::events::job_events))
+        .route("/v1/verify", post(api::verify::verify))
+        .route("/v1/circuits", get(api::catalog::list_circuits))
+        .route("/v1/circuits/{*name}", get(api::catalog::get_circuit))
+        .route("/v1/devices", get(api::ops::devices))
+        .route("/v1/usage", get(api::ops::usage))
+        .route("/metrics", get(api::ops::metrics))
+        .route("/healthz", get(api::ops::healthz))
+        .route("/readyz", get(api::ops::readyz))
+        .route("/openapi.json", get(api::ops::openapi))
+        .fallback(api::ops::not_found)
+        .method_not_allowed_fallback(api::ops::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::Internal(
@@ -123,71 +152,24 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// One worker per usable GPU, each proving on a [`DevicePool`] of its own GPU's engine, when
-/// the configuration asks for GPU workers and the engine may use GPUs. Returns the workers and,
-/// when none started, why. With engine `cuda`, no usable GPU is an error.
-fn spawn_gpu_workers(
-    config: &Config,
-    prover: &Arc<Prover>,
-    events: &tokio::sync::mpsc::UnboundedSender<worker::WorkerEvent>,
-) -> Result<(Vec<Arc<Worker>>, Option<String>), ServerError> {
-    use proofmill_prover::engine::{gpu_accelerator, DevicePool, Engine};
-    if !config.gpu_workers || !matches!(config.engine, Engine::Auto | Engine::Cuda) {
-        return Ok((Vec::new(), Some(format!("engine {}", config.engine))));
-    }
-    let inventory = proofmill_accel::DeviceInventory::probe();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut workers = Vec::new();
-    let mut reasons = Vec::new();
-    for gpu in &inventory.gpus {
-        let ready = if gpu.usable() {
-            gpu_accelerator(gpu.index as usize).and_then(|accelerator| {
-                DevicePool::new(&format!("gpu{}", gpu.index), accelerator, threads)
-            })
-        } else {
-            Err(proofmill_prover::ProverError::Engine(
-                gpu.unusable_reason.clone().unwrap_or_default(),
-            ))
-        };
-        match ready {
-            Ok(pool) => {
-                let device = DeviceInfo::gpu(gpu, None).on_node(&config.node());
-                tracing::info!(device = %device.id, name = %device.name, engine = %pool.accelerator().backend().description(), "GPU worker started");
-                workers.push(Arc::new(Worker::spawn(
-                    device,
-                    prover.clone(),
-                    events.clone(),
-                    Some(Arc::new(pool)),
-                )?));
-            }
-            Err(e) => {
-                tracing::warn!(gpu = gpu.index, name = %gpu.name, reason = %e, "GPU not used");
-                reasons.push(format!("GPU {} ({}): {e}", gpu.index, gpu.name));
-            }
-        }
-    }
-    if workers.is_empty() {
-        let why = if reasons.is_empty() {
-            inventory
-                .no_gpu_reason
-                .unwrap_or_else(|| "no usable GPU".into())
-        } else {
-            reasons.join("; ")
-        };
-        if config.engine == Engine::Cuda {
-            return Err(ServerError::NoWorker(format!("engine cuda: {why}")));
-        }
-        return Ok((workers, Some(why)));
-    }
-    Ok((workers, None))
-}
-
 /// The job store the configuration names: PostgreSQL at `database_url`, else the SQLite file.
 pub async fn open_store(config: &Config) -> Result<JobStore, StoreError> {
     match &config.database_url {
         Some(url) => JobStore::connect(url).await,
         None => JobStore::open(&config.database_path()).await,
     }
+}
+
+/// The `k`s this server proves at: the catalog's and the aggregation's.
+fn ks_in_use() -> Vec<u32> {
+    let mut ks: Vec<u32> = proofmill_circuits::catalog()
+        .iter()
+        .map(|c| c.shape().k)
+        .chain([proofmill_prover::AGGREGATION_K])
+        .collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
 }
 
 /// Opens the store, re-queues what this node left running when it stopped, registers the
@@ -202,12 +184,25 @@ pub async fn run(
     config.check()?;
     let config = Arc::new(config);
     let node = config.node();
-    let store = open_store(&config).await?;
-    let keys = KeyRing::load(config.clone(), store.clone())
-        .await
-        .map_err(|e| ServerError::Keys(e.to_string()))?;
     let addr = listener.local_addr()?;
-    if keys.is_open() && !addr.ip().is_loopback() {
+    let public = !addr.ip().is_loopback();
+    // Circuit shapes are laid out once here, off the runtime: later lookups are free.
+    let ks = tokio::task::spawn_blocking(ks_in_use)
+        .await
+        .map_err(|e| ServerError::Startup(format!("sizing the catalog: {e}")))?;
+    if public && !config.allow_development_srs {
+        let srs = proofmill_prover::SrsStore::new(config.data_dir.join("srs"));
+        if let Some(&k) = ks.iter().find(|&&k| srs.ceremony_file(k).is_none()) {
+            return Err(ServerError::DevelopmentSrs {
+                addr,
+                k,
+                srs_dir: srs.dir().to_owned(),
+            });
+        }
+    }
+    let store = open_store(&config).await?;
+    let keys = KeyRing::load(config.clone(), store.clone()).await?;
+    if keys.is_open() && public {
         return Err(ServerError::OpenNonLoopback { addr });
     }
     if keys.is_open() {
@@ -217,13 +212,17 @@ pub async fn run(
         .requeue_node(
             &node,
             &format!("re-queued at start: node {node} stopped while it ran"),
+            Some(config.max_deaths),
         )
         .await?;
-    if requeued > 0 {
+    if requeued.requeued > 0 {
         tracing::warn!(
-            requeued,
+            requeued = requeued.requeued,
             "jobs left running by the last process were re-queued"
         );
+    }
+    for job in &requeued.dead_lettered {
+        tracing::error!(%job, max_deaths = config.max_deaths, "a job this node left running had died too often: dead-lettered");
     }
     let artifacts = Arc::new(match &config.artifacts_url {
         Some(url) => Artifacts::bucket(url, &config.artifacts_options, &config.proofs_path())?,
@@ -232,7 +231,8 @@ pub async fn run(
     artifacts.check().await?;
     tracing::info!(proofs = %artifacts.describe(), "proof store");
     if artifacts.is_bucket() {
-        // SRS files and proving keys other nodes made: fetched, not generated again.
+        // SRS files and proving keys other nodes made: fetched, not generated again (each key
+        // is checked against its circuit before its first use).
         let started = Instant::now();
         match artifacts.pull_data(&config.data_dir).await {
             Ok(0) => {}
@@ -248,34 +248,48 @@ pub async fn run(
     }
 
     let prover = Arc::new(Prover::new(&config.data_dir));
-    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = Vec::new();
-    let (gpu_workers, no_gpu) = spawn_gpu_workers(&config, &prover, &events_tx)?;
-    if let Some(why) = &no_gpu {
+    // The prover's device layer opens the GPUs (kernels compiled, self-checked) and installs
+    // the process-wide engine: seconds of blocking work.
+    let (engine, gpu_workers, cpu_workers) =
+        (config.engine, config.gpu_workers, config.cpu_workers);
+    let devices = tokio::task::spawn_blocking(move || {
+        proofmill_prover::devices::open(engine, gpu_workers, cpu_workers)
+    })
+    .await
+    .map_err(|e| ServerError::Startup(format!("opening the devices: {e}")))??;
+    tracing::info!(engine = %devices.process_engine.description, "process-wide proving engine");
+    if let Some(why) = &devices.no_gpu_reason {
         tracing::info!(reason = %why, "no GPU workers");
     }
-    workers.extend(gpu_workers);
-    for i in 0..config.cpu_workers {
-        let device = DeviceInfo::cpu(i).on_node(&node);
-        tracing::info!(device = %device.id, name = %device.name, cores = ?device.cores, "worker started");
+    let infos: Vec<DeviceInfo> = devices
+        .devices
+        .iter()
+        .map(|d| DeviceInfo::of(d, &node))
+        .collect();
+    let telemetry = tokio::task::spawn_blocking({
+        let infos = infos.clone();
+        move || devices::Telemetry::start(infos, devices::TELEMETRY_PERIOD)
+    })
+    .await
+    .map_err(|e| ServerError::Startup(format!("reading the devices: {e}")))??;
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for (device, info) in devices.devices.iter().zip(infos) {
+        tracing::info!(device = %device.id, name = %device.name, engine = %device.engine, "worker started");
         workers.push(Arc::new(Worker::spawn(
             device,
+            info,
+            telemetry.clone(),
             prover.clone(),
             events_tx.clone(),
-            None,
         )?));
-    }
-    if workers.is_empty() {
-        return Err(ServerError::NoWorker(format!(
-            "cpu_workers is 0 and no GPU worker started ({})",
-            no_gpu.unwrap_or_else(|| "gpu_workers is off".into())
-        )));
     }
     drop(events_tx);
     let settings = NodeSettings {
         node: node.clone(),
         lease: config.lease(),
-        max_attempts: config.max_attempts,
+        max_failures: config.max_failures,
+        max_deaths: config.max_deaths,
         data_dir: config.data_dir.clone(),
     };
     let scheduler = Scheduler::new(
@@ -299,8 +313,12 @@ pub async fn run(
             &scheduler.devices_json(),
         )
         .await?;
-    let scheduling = tokio::spawn(scheduler.clone().run(events_rx));
-    let heartbeat = tokio::spawn(scheduler.clone().heartbeat());
+    let background = [
+        tokio::spawn(scheduler.clone().run(events_rx)),
+        tokio::spawn(scheduler.clone().heartbeat()),
+        tokio::spawn(scheduler.clone().write_stages()),
+        tokio::spawn(keys.clone().refresh()),
+    ];
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState {
@@ -313,18 +331,28 @@ pub async fn run(
         metrics: telemetry::recorder(),
         shutdown: stop_rx,
         started: Instant::now(),
+        streams: api::events::StreamSlots::default(),
+        verifications: api::verify::Verifications::new(
+            config.max_concurrent_verifications,
+            config.max_concurrent_verifications_per_tenant,
+        ),
+        public,
     };
     tracing::info!(%addr, %node, data_dir = %config.data_dir.display(), database = %store.describe(), "proofmill serving");
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: no new connections");
-            let _ = stop_tx.send(true);
-        })
-        .await;
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: no new connections");
+        let _ = stop_tx.send(true);
+    })
+    .await;
     let drained = scheduler.drain(config.shutdown_grace()).await;
-    scheduling.abort();
-    heartbeat.abort();
+    for task in background {
+        task.abort();
+    }
     if let Err(e) = store.deregister_node(&node).await {
         tracing::warn!(error = %e, "could not leave the cluster's node list");
     }
@@ -343,9 +371,7 @@ pub async fn add_api_key(
     admin: bool,
 ) -> Result<String, ServerError> {
     if tenant.is_empty() || tenant.len() > 64 || tenant.chars().any(|c| c.is_control()) {
-        return Err(ServerError::Keys(format!(
-            "tenant name {tenant:?}: 1 to 64 printable characters"
-        )));
+        return Err(ServerError::TenantName(tenant.to_owned()));
     }
     let store = open_store(config).await?;
     let key = auth::new_key();

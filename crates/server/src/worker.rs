@@ -4,7 +4,8 @@
 //!
 //! - a *prepare* thread that parses and validates the next job's input into a witness, so
 //!   that this overlaps with the proof in progress;
-//! - a *prove* thread that runs the [`Prover`] on the device.
+//! - a *prove* thread that runs the [`Prover`] on the device (on its GPU's [`DevicePool`],
+//!   or with the process-wide engine for the CPU).
 //!
 //! Workers report stages and outcomes to the scheduler as [`WorkerEvent`]s; they never touch
 //! the job store. A cancelled job is stopped at the next stage boundary: the progress
@@ -21,10 +22,16 @@ use std::{
 };
 
 use proofmill_circuits::{CatalogCircuit, Witness};
-use proofmill_prover::{engine::DevicePool, ProofEnvelope, Prover, ProverError, Stage, Transcript};
+use proofmill_prover::{
+    devices::ProvingDevice, engine::DevicePool, KeySource, ProofCircuit, ProofEnvelope, Prover,
+    Stage, Transcript,
+};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::devices::{DeviceInfo, DeviceKind};
+use crate::{
+    devices::{DeviceInfo, DeviceKind, Telemetry},
+    job::JobStage,
+};
 
 /// The work of one job, ready for a device.
 #[derive(Debug, Clone)]
@@ -45,6 +52,11 @@ pub enum Work {
         /// Final (keccak, EVM-verifiable) rather than intermediate (poseidon).
         final_: bool,
     },
+    /// Make (or load) a circuit's keys.
+    Keygen {
+        /// The circuit.
+        circuit: ProofCircuit,
+    },
 }
 
 /// A job handed to a worker.
@@ -63,7 +75,14 @@ pub struct Assignment {
 pub enum Outcome {
     /// A proof the stock verifier accepted.
     Proved(Box<ProofEnvelope>),
-    /// No proof.
+    /// A keygen job's keys are ready.
+    KeysReady {
+        /// The circuit.
+        circuit: String,
+        /// SHA-256 of its verifying key.
+        vk_hash: String,
+    },
+    /// No result.
     Failed {
         /// Why, for the job's `error`.
         message: String,
@@ -81,11 +100,8 @@ pub enum WorkerEvent {
     Stage {
         /// The job.
         job_id: String,
-        /// Stage name (`witness`, `waiting_for_device`, `srs`, `keys`, `keygen`, `proving`,
-        /// `verifying`, ...).
-        stage: String,
-        /// Rough completed fraction.
-        progress: f64,
+        /// The stage.
+        stage: JobStage,
     },
     /// A job left the device.
     Finished {
@@ -122,6 +138,9 @@ enum PreparedWork {
         inputs: Vec<ProofEnvelope>,
         final_: bool,
     },
+    Keygen {
+        circuit: ProofCircuit,
+    },
 }
 
 /// Jobs a worker holds at once: one proving, one being prepared.
@@ -130,45 +149,73 @@ pub const PIPELINE_DEPTH: usize = 2;
 /// One device's worker: its threads and what it holds.
 #[derive(Debug)]
 pub struct Worker {
-    info: Mutex<DeviceInfo>,
-    id: String,
-    kind: DeviceKind,
+    info: DeviceInfo,
+    telemetry: Telemetry,
     tx: SyncSender<Assignment>,
     /// (job id, estimated bytes) of the jobs it holds, proving first.
     inflight: Mutex<Vec<(String, u64)>>,
 }
 
+/// Who reports what a worker thread did.
+#[derive(Clone)]
+struct Reporter {
+    device: String,
+    kind: DeviceKind,
+    events: UnboundedSender<WorkerEvent>,
+}
+
+impl Reporter {
+    fn stage(&self, job_id: &str, stage: JobStage) {
+        let _ = self.events.send(WorkerEvent::Stage {
+            job_id: job_id.to_owned(),
+            stage,
+        });
+    }
+
+    fn finished(&self, job_id: String, outcome: Outcome, device_seconds: f64) -> bool {
+        self.events
+            .send(WorkerEvent::Finished {
+                job_id,
+                device: self.device.clone(),
+                device_kind: self.kind,
+                outcome,
+                device_seconds,
+            })
+            .is_ok()
+    }
+}
+
 impl Worker {
-    /// Starts the worker threads of `device`. With a `pool`, proofs run on the pool's threads
-    /// and so through its device's engine; without one, through the process-wide engine.
+    /// Starts the worker threads of `device`, shown as `info` (its telemetry read through
+    /// `telemetry`). A GPU device proves on its pool's threads, and so through its own
+    /// engine; the CPU through the process-wide engine.
     pub fn spawn(
-        device: DeviceInfo,
+        device: &ProvingDevice,
+        info: DeviceInfo,
+        telemetry: Telemetry,
         prover: Arc<Prover>,
         events: UnboundedSender<WorkerEvent>,
-        pool: Option<Arc<DevicePool>>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Assignment>(PIPELINE_DEPTH);
         let (prepared_tx, prepared_rx) = mpsc::sync_channel::<Prepared>(0);
-        let id = device.id.clone();
-        let kind = device.kind;
+        let reporter = Reporter {
+            device: device.id.clone(),
+            kind: device.kind,
+            events,
+        };
         {
-            let events = events.clone();
+            let reporter = reporter.clone();
             std::thread::Builder::new()
-                .name(format!("{id}-prepare"))
-                .spawn(move || prepare_loop(rx, prepared_tx, events))?;
+                .name(format!("{}-prepare", device.id))
+                .spawn(move || prepare_loop(rx, prepared_tx, &reporter))?;
         }
-        {
-            let id = id.clone();
-            std::thread::Builder::new()
-                .name(format!("{id}-prove"))
-                .spawn(move || {
-                    prove_loop(&id, kind, &prover, pool.as_deref(), prepared_rx, events)
-                })?;
-        }
+        let pool = device.pool.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-prove", device.id))
+            .spawn(move || prove_loop(&prover, pool.as_deref(), prepared_rx, &reporter))?;
         Ok(Self {
-            info: Mutex::new(device),
-            id,
-            kind,
+            info,
+            telemetry,
             tx,
             inflight: Mutex::new(Vec::new()),
         })
@@ -176,21 +223,20 @@ impl Worker {
 
     /// Device id.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.info.id
     }
 
     /// Device kind.
     pub fn kind(&self) -> DeviceKind {
-        self.kind
+        self.info.kind
     }
 
-    /// The device with fresh telemetry and the jobs it holds.
+    /// The device with its latest telemetry and the jobs it holds (reads no device).
     pub fn info(&self) -> DeviceInfo {
-        let mut info = match self.info.lock() {
-            Ok(info) => info.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        info.refresh();
+        let mut info = self
+            .telemetry
+            .get(&self.info.id)
+            .unwrap_or_else(|| self.info.clone());
         info.jobs = self.jobs().into_iter().map(|(id, _)| id).collect();
         info
     }
@@ -205,12 +251,18 @@ impl Worker {
         self.jobs().len() < PIPELINE_DEPTH
     }
 
-    /// Hands a job to the worker; false when its queue is full or its threads are gone.
-    pub fn assign(&self, assignment: Assignment, estimated_bytes: u64) -> bool {
-        let job_id = assignment.job_id.clone();
+    /// Holds a place for a job about to be handed over ([`Worker::send`]), so that capacity
+    /// counts it while its work is being read.
+    pub fn reserve(&self, job_id: &str, estimated_bytes: u64) {
         if let Ok(mut v) = self.inflight.lock() {
-            v.push((job_id.clone(), estimated_bytes));
+            v.push((job_id.to_owned(), estimated_bytes));
         }
+    }
+
+    /// Hands a reserved job to the worker's threads; false (and the place is released) when
+    /// its queue is full or its threads are gone.
+    pub fn send(&self, assignment: Assignment) -> bool {
+        let job_id = assignment.job_id.clone();
         match self.tx.try_send(assignment) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -228,35 +280,6 @@ impl Worker {
     }
 }
 
-/// The rough completed fraction at the start of a stage.
-pub fn stage_progress(stage: &str) -> f64 {
-    match stage {
-        "witness" => 0.02,
-        "waiting_for_device" => 0.05,
-        "srs" => 0.08,
-        "keys" => 0.12,
-        "keygen" => 0.15,
-        "proving" => 0.35,
-        "verifying" => 0.9,
-        _ => 0.5,
-    }
-}
-
-fn stage_name(stage: Stage) -> String {
-    serde_json::to_value(stage)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{stage:?}").to_lowercase())
-}
-
-fn send_stage(events: &UnboundedSender<WorkerEvent>, job_id: &str, stage: &str) {
-    let _ = events.send(WorkerEvent::Stage {
-        job_id: job_id.to_owned(),
-        stage: stage.to_owned(),
-        progress: stage_progress(stage),
-    });
-}
-
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
@@ -267,11 +290,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn prepare_loop(
-    rx: Receiver<Assignment>,
-    prepared_tx: SyncSender<Prepared>,
-    events: UnboundedSender<WorkerEvent>,
-) {
+fn prepare_loop(rx: Receiver<Assignment>, prepared_tx: SyncSender<Prepared>, reporter: &Reporter) {
     while let Ok(assignment) = rx.recv() {
         let Assignment {
             job_id,
@@ -284,7 +303,7 @@ fn prepare_loop(
                 input,
                 transcript,
             } => {
-                send_stage(&events, &job_id, "witness");
+                reporter.stage(&job_id, JobStage::Witness);
                 let started = Instant::now();
                 match catch_unwind(AssertUnwindSafe(|| circuit.parse_input(&input))) {
                     Ok(Ok(witness)) => {
@@ -297,23 +316,30 @@ fn prepare_loop(
                         }
                     }
                     Ok(Err(e)) => {
-                        finish_early(&events, &job_id, e.to_string(), true);
+                        let outcome = Outcome::Failed {
+                            message: e.to_string(),
+                            client_error: true,
+                        };
+                        reporter.finished(job_id, outcome, 0.0);
                         continue;
                     }
                     Err(panic) => {
-                        finish_early(
-                            &events,
-                            &job_id,
-                            format!("witness generation panicked: {}", panic_message(&*panic)),
-                            false,
-                        );
+                        let outcome = Outcome::Failed {
+                            message: format!(
+                                "witness generation panicked: {}",
+                                panic_message(&*panic)
+                            ),
+                            client_error: false,
+                        };
+                        reporter.finished(job_id, outcome, 0.0);
                         continue;
                     }
                 }
             }
             Work::Aggregate { inputs, final_ } => PreparedWork::Aggregate { inputs, final_ },
+            Work::Keygen { circuit } => PreparedWork::Keygen { circuit },
         };
-        send_stage(&events, &job_id, "waiting_for_device");
+        reporter.stage(&job_id, JobStage::WaitingForDevice);
         // Hand over when the prove thread is free; keep watching the cancel flag meanwhile.
         let mut item = Prepared {
             job_id,
@@ -322,13 +348,7 @@ fn prepare_loop(
         };
         loop {
             if item.cancel.load(Ordering::SeqCst) {
-                let _ = events.send(WorkerEvent::Finished {
-                    job_id: item.job_id.clone(),
-                    device: String::new(),
-                    device_kind: DeviceKind::Cpu,
-                    outcome: Outcome::Cancelled,
-                    device_seconds: 0.0,
-                });
+                reporter.finished(item.job_id.clone(), Outcome::Cancelled, 0.0);
                 break;
             }
             match prepared_tx.try_send(item) {
@@ -343,31 +363,11 @@ fn prepare_loop(
     }
 }
 
-fn finish_early(
-    events: &UnboundedSender<WorkerEvent>,
-    job_id: &str,
-    message: String,
-    client_error: bool,
-) {
-    let _ = events.send(WorkerEvent::Finished {
-        job_id: job_id.to_owned(),
-        device: String::new(),
-        device_kind: DeviceKind::Cpu,
-        outcome: Outcome::Failed {
-            message,
-            client_error,
-        },
-        device_seconds: 0.0,
-    });
-}
-
 fn prove_loop(
-    device: &str,
-    kind: DeviceKind,
     prover: &Prover,
     pool: Option<&DevicePool>,
     rx: Receiver<Prepared>,
-    events: UnboundedSender<WorkerEvent>,
+    reporter: &Reporter,
 ) {
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
@@ -375,32 +375,23 @@ fn prove_loop(
             Outcome::Cancelled
         } else {
             match pool {
-                Some(pool) => pool.run(|| run_job(prover, &job, &events)),
-                None => run_job(prover, &job, &events),
+                Some(pool) => pool.run(|| run_job(prover, &job, reporter)),
+                None => run_job(prover, &job, reporter),
             }
         };
         let device_seconds = started.elapsed().as_secs_f64();
-        if events
-            .send(WorkerEvent::Finished {
-                job_id: job.job_id,
-                device: device.to_owned(),
-                device_kind: kind,
-                outcome,
-                device_seconds,
-            })
-            .is_err()
-        {
+        if !reporter.finished(job.job_id, outcome, device_seconds) {
             return;
         }
     }
 }
 
-fn run_job(prover: &Prover, job: &Prepared, events: &UnboundedSender<WorkerEvent>) -> Outcome {
-    let current: Mutex<Option<(String, Instant)>> = Mutex::new(None);
+fn run_job(prover: &Prover, job: &Prepared, reporter: &Reporter) -> Outcome {
+    let current: Mutex<Option<(JobStage, Instant)>> = Mutex::new(None);
     let close_stage = || {
         if let Ok(mut cur) = current.lock() {
-            if let Some((name, since)) = cur.take() {
-                metrics::histogram!("proofmill_stage_seconds", "stage" => name)
+            if let Some((stage, since)) = cur.take() {
+                metrics::histogram!("proofmill_stage_seconds", "stage" => stage.as_str())
                     .record(since.elapsed().as_secs_f64());
             }
         }
@@ -410,11 +401,11 @@ fn run_job(prover: &Prover, job: &Prepared, events: &UnboundedSender<WorkerEvent
         if job.cancel.load(Ordering::SeqCst) {
             resume_unwind(Box::new(Cancelled));
         }
-        let name = stage_name(stage);
         tracing::info!(job = %job.job_id, stage = %stage, "job stage");
-        send_stage(events, &job.job_id, &name);
+        let stage = JobStage::from(stage);
+        reporter.stage(&job.job_id, stage);
         if let Ok(mut cur) = current.lock() {
-            *cur = Some((name, Instant::now()));
+            *cur = Some((stage, Instant::now()));
         }
     };
     let result = catch_unwind(AssertUnwindSafe(|| match &job.work {
@@ -422,12 +413,22 @@ fn run_job(prover: &Prover, job: &Prepared, events: &UnboundedSender<WorkerEvent
             circuit,
             witness,
             transcript,
-        } => prover.prove_witness(circuit, witness, *transcript, &progress),
-        PreparedWork::Aggregate { inputs, final_ } => aggregate(prover, inputs, *final_, &progress),
+        } => prover
+            .prove_witness(circuit, witness, *transcript, &progress)
+            .map(|e| Outcome::Proved(Box::new(e))),
+        PreparedWork::Aggregate { inputs, final_ } => prover
+            .aggregate(inputs, *final_, &progress)
+            .map(|e| Outcome::Proved(Box::new(e))),
+        PreparedWork::Keygen { circuit } => prover
+            .keys_for(circuit, KeySource::Generate, &progress)
+            .map(|(_, keys)| Outcome::KeysReady {
+                circuit: circuit.name(),
+                vk_hash: keys.vk_hash.clone(),
+            }),
     }));
     close_stage();
     match result {
-        Ok(Ok(envelope)) => Outcome::Proved(Box::new(envelope)),
+        Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => Outcome::Failed {
             message: e.to_string(),
             client_error: e.is_client_error(),
@@ -438,14 +439,4 @@ fn run_job(prover: &Prover, job: &Prepared, events: &UnboundedSender<WorkerEvent
             client_error: false,
         },
     }
-}
-
-/// Aggregation through the prover crate (`Prover::aggregate`, the lead's issue).
-fn aggregate(
-    prover: &Prover,
-    inputs: &[ProofEnvelope],
-    final_: bool,
-    progress: &dyn Fn(Stage),
-) -> Result<ProofEnvelope, ProverError> {
-    prover.aggregate(inputs, final_, progress)
 }

@@ -1,0 +1,494 @@
+//! Which queued job runs on which device of this node, in what order.
+//!
+//! Each pass reads every tenant's first few queued jobs (in the tenant's own order: priority,
+//! then first come first served) and each tenant's share of the cluster now. Tenants take
+//! turns: the one with the fewest jobs running anywhere in the cluster, then the least
+//! device time over the last hour, then the longest-waiting job goes first, and a job this
+//! pass places counts at once. So one tenant's flood of jobs delays nobody else's next job
+//! by more than the jobs already running, whatever priorities it gives them (priorities are
+//! bounded per tenant, and order only its own jobs).
+//!
+//! A claimed job's request body and input proofs are read in a task of its own, never in
+//! the pass: a slow bucket or a large request delays that job, not the queue.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{atomic::AtomicBool, Arc},
+    time::{Duration, Instant},
+};
+
+use proofmill_prover::{devices::memory_needed, ProofCircuit, ProofEnvelope};
+
+use super::Scheduler;
+use crate::{
+    job::{JobKind, JobStatus, StoredInput, StoredRequest},
+    store::{JobRecord, StoreError},
+    worker::{Assignment, Work, Worker},
+};
+
+/// Queued jobs read per tenant and pass.
+const CANDIDATES_PER_TENANT: u32 = 8;
+/// The window of recent device time that fair ordering counts.
+const FAIR_SHARE_WINDOW_MS: i64 = 3_600_000;
+/// How long this node waits before it claims again a job whose request or inputs could not
+/// be read for a passing reason (a bucket or database outage).
+const RETRY_HANDOVER: Duration = Duration::from_secs(10);
+
+/// What to do with a queued job now, from its row alone.
+enum Placement {
+    /// It can run; it needs about this many bytes of device memory.
+    Ready(u64),
+    /// Not yet (its input jobs have not all succeeded).
+    Wait,
+    /// Never: fail it with this reason.
+    Fail(String),
+}
+
+/// What trying one job did.
+enum Tried {
+    /// Claimed and handed to a worker.
+    Placed,
+    /// Left queued for now (waiting, or no device here fits it now).
+    Skipped,
+    /// Gone from the queue (failed, or another node claimed it).
+    Gone,
+}
+
+/// A tenant's turn order: fewer running jobs, then less recent device time, then the older
+/// waiting job.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct Turn {
+    running: i64,
+    recent_seconds: f64,
+    oldest_ms: i64,
+}
+
+impl Scheduler {
+    /// One dispatch pass: places queued jobs on this node's free devices, fairly across
+    /// tenants.
+    pub(super) async fn dispatch(&self) -> Result<(), StoreError> {
+        if !self.inner.workers.iter().any(|w| w.has_capacity()) {
+            return Ok(());
+        }
+        let queued = self.inner.store.queued(CANDIDATES_PER_TENANT).await?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let shares = self.inner.store.queue_shares(FAIR_SHARE_WINDOW_MS).await?;
+        let mut turns: HashMap<String, Turn> = shares
+            .into_iter()
+            .map(|s| {
+                (
+                    s.tenant,
+                    Turn {
+                        running: s.running,
+                        recent_seconds: s.recent_device_seconds,
+                        oldest_ms: s.oldest_queued_ms.unwrap_or(i64::MAX),
+                    },
+                )
+            })
+            .collect();
+        let mut queues: BTreeMap<String, VecDeque<JobRecord>> = BTreeMap::new();
+        for job in queued {
+            queues.entry(job.tenant.clone()).or_default().push_back(job);
+        }
+        loop {
+            if !self.inner.workers.iter().any(|w| w.has_capacity()) {
+                break;
+            }
+            let mut tenants: Vec<String> = queues
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(t, _)| t.clone())
+                .collect();
+            let turn = |t: &String| {
+                turns.get(t).copied().unwrap_or(Turn {
+                    running: 0,
+                    recent_seconds: 0.0,
+                    oldest_ms: i64::MAX,
+                })
+            };
+            tenants.sort_by(|a, b| {
+                turn(a)
+                    .partial_cmp(&turn(b))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let mut placed = false;
+            'tenants: for tenant in tenants {
+                let Some(queue) = queues.get_mut(&tenant) else {
+                    continue;
+                };
+                let mut i = 0;
+                while i < queue.len() {
+                    match self.try_place(&queue[i]).await? {
+                        Tried::Placed => {
+                            queue.remove(i);
+                            turns
+                                .entry(tenant.clone())
+                                .and_modify(|t| t.running += 1)
+                                .or_insert(Turn {
+                                    running: 1,
+                                    recent_seconds: 0.0,
+                                    oldest_ms: i64::MAX,
+                                });
+                            placed = true;
+                            break 'tenants;
+                        }
+                        Tried::Skipped => i += 1,
+                        Tried::Gone => {
+                            queue.remove(i);
+                        }
+                    }
+                }
+            }
+            if !placed {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tries to place one queued job on a device of this node.
+    async fn try_place(&self, job: &JobRecord) -> Result<Tried, StoreError> {
+        // A job this node still works on (its lease expired and it was re-queued, but the old
+        // attempt has not come back yet) is left to other nodes: one attempt per job per node.
+        if self.attempt_of(&job.id).is_some() {
+            return Ok(Tried::Skipped);
+        }
+        if let Ok(mut deferred) = self.inner.deferred.lock() {
+            match deferred.get(&job.id) {
+                Some(until) if Instant::now() < *until => return Ok(Tried::Skipped),
+                Some(_) => {
+                    deferred.remove(&job.id);
+                }
+                None => {}
+            }
+        }
+        let bytes = match self.placement(job).await? {
+            Placement::Ready(bytes) => bytes,
+            Placement::Wait => return Ok(Tried::Skipped),
+            Placement::Fail(reason) => {
+                self.fail_queued(job, &reason).await?;
+                return Ok(Tried::Gone);
+            }
+        };
+        let largest_here = self
+            .inner
+            .workers
+            .iter()
+            .filter_map(|w| w.info().memory_total_bytes)
+            .max();
+        if largest_here.is_some_and(|largest| bytes > largest) {
+            return match self.cluster_fit(bytes).await? {
+                None => Ok(Tried::Skipped), // another live node can run it
+                Some(reason) => {
+                    self.fail_queued(job, &reason).await?;
+                    Ok(Tried::Gone)
+                }
+            };
+        }
+        let Some(worker) = self.free_worker(job, bytes) else {
+            return Ok(Tried::Skipped);
+        };
+        let settings = &self.inner.settings;
+        let Some(attempt) = self
+            .inner
+            .store
+            .claim(&job.id, &settings.node, worker.id(), settings.lease)
+            .await?
+        else {
+            return Ok(Tried::Gone); // another node claimed it first
+        };
+        self.set_held(&job.id, Some(attempt));
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Ok(mut cancels) = self.inner.cancels.lock() {
+            cancels.insert(job.id.clone(), cancel.clone());
+        }
+        worker.reserve(&job.id, bytes);
+        tracing::info!(job = %job.id, device = worker.id(), attempt, kind = %job.kind, "job started");
+        self.announce(&job.id);
+        let this = self.clone();
+        let job_id = job.id.clone();
+        tokio::spawn(async move {
+            this.hand_over(job_id, attempt, worker, cancel).await;
+        });
+        Ok(Tried::Placed)
+    }
+
+    /// A worker of this node with room for `bytes` now, not the device the job failed on.
+    fn free_worker(&self, job: &JobRecord, bytes: u64) -> Option<Arc<Worker>> {
+        let workers = &self.inner.workers;
+        workers
+            .iter()
+            .find(|worker| {
+                if !worker.has_capacity() {
+                    return false;
+                }
+                let here = format!("{}/{}", self.inner.settings.node, worker.id());
+                if job.exclude_device.as_deref() == Some(here.as_str()) && workers.len() > 1 {
+                    return false;
+                }
+                let info = worker.info();
+                if info.memory_total_bytes.is_some_and(|total| bytes > total) {
+                    return false;
+                }
+                let held = worker.jobs();
+                let reserved: u64 = held.iter().map(|(_, b)| *b).sum();
+                held.is_empty()
+                    || info
+                        .memory_free_bytes
+                        .is_none_or(|free| reserved + bytes <= free)
+            })
+            .cloned()
+    }
+
+    /// `None` when a device of another live node fits `bytes`; else why no node can run it.
+    async fn cluster_fit(&self, bytes: u64) -> Result<Option<String>, StoreError> {
+        let (nodes, now) = self.inner.store.nodes().await?;
+        let stale_ms = 3 * self.inner.settings.lease.as_millis() as i64;
+        let mut largest: Option<(u64, String)> = None;
+        let mut live = 0;
+        for node in nodes {
+            let this_node = node.node_id == self.inner.settings.node;
+            if !this_node && now - node.heartbeat_ms > stale_ms {
+                continue;
+            }
+            live += 1;
+            let devices = node.devices.as_array().cloned().unwrap_or_default();
+            for d in devices {
+                let total = d
+                    .get("memory_total_bytes")
+                    .and_then(serde_json::Value::as_u64);
+                if let Some(total) = total {
+                    if !this_node && total >= bytes {
+                        return Ok(None);
+                    }
+                    if largest.as_ref().is_none_or(|(l, _)| total > *l) {
+                        largest = Some((total, node.node_id.clone()));
+                    }
+                }
+            }
+        }
+        let gib = proofmill_accel::host::gib;
+        Ok(Some(match largest {
+            Some((total, node)) => format!(
+                "needs about {:.1} GiB of device memory; the largest device of the {live} live node(s) has {:.1} GiB (on {node}): no node of this cluster can run it",
+                gib(bytes),
+                gib(total)
+            ),
+            None => format!(
+                "needs about {:.1} GiB of device memory, and no live node reports a device's memory",
+                gib(bytes)
+            ),
+        }))
+    }
+
+    /// Whether and where a queued job can run, from its row alone (no request body).
+    async fn placement(&self, job: &JobRecord) -> Result<Placement, StoreError> {
+        match job.kind {
+            JobKind::Prove | JobKind::Keygen => {
+                let Some(name) = job.circuit.as_deref() else {
+                    return Ok(Placement::Fail(format!(
+                        "{} job without a circuit",
+                        job.kind
+                    )));
+                };
+                match ProofCircuit::parse(name) {
+                    Ok(circuit) => Ok(Placement::Ready(memory_needed(&circuit))),
+                    Err(e) => Ok(Placement::Fail(e.to_string())),
+                }
+            }
+            JobKind::Aggregate => {
+                for (i, dep) in job.input_jobs.iter().enumerate() {
+                    let Some(dep_job) = self.inner.store.get(dep).await? else {
+                        return Ok(Placement::Fail(format!(
+                            "inputs[{i}]: job {dep} no longer exists"
+                        )));
+                    };
+                    match dep_job.status {
+                        JobStatus::Succeeded if dep_job.proof_location.is_some() => {}
+                        JobStatus::Succeeded => {
+                            return Ok(Placement::Fail(format!(
+                                "inputs[{i}]: job {dep} succeeded but has no proof"
+                            )))
+                        }
+                        JobStatus::Failed | JobStatus::Cancelled => {
+                            return Ok(Placement::Fail(format!(
+                                "inputs[{i}]: job {dep} {}: {}",
+                                dep_job.status.as_str(),
+                                dep_job.error.unwrap_or_default()
+                            )));
+                        }
+                        JobStatus::Queued | JobStatus::Running => return Ok(Placement::Wait),
+                    }
+                }
+                Ok(Placement::Ready(
+                    proofmill_prover::devices::AGGREGATION_BYTES,
+                ))
+            }
+        }
+    }
+
+    async fn fail_queued(&self, job: &JobRecord, reason: &str) -> Result<(), StoreError> {
+        tracing::warn!(job = %job.id, reason, "job failed before it could start");
+        if self.inner.store.fail_queued(&job.id, reason).await? {
+            metrics::counter!("proofmill_jobs_finished_total", "status" => "failed", "node" => self.inner.settings.node.clone()).increment(1);
+        }
+        self.announce(&job.id);
+        Ok(())
+    }
+
+    /// Reads a claimed job's request (and an aggregate's input proofs) and hands it to its
+    /// worker: a task of its own, so that a large request or a slow bucket delays only this
+    /// job.
+    async fn hand_over(
+        &self,
+        job_id: String,
+        attempt: i64,
+        worker: Arc<Worker>,
+        cancel: Arc<AtomicBool>,
+    ) {
+        let work = self.work_of(&job_id).await;
+        match work {
+            Ok(work) => {
+                let sent = worker.send(Assignment {
+                    job_id: job_id.clone(),
+                    work,
+                    cancel,
+                });
+                if !sent {
+                    self.give_back(
+                        &job_id,
+                        attempt,
+                        &worker,
+                        Handover::Retry("the worker was unavailable".into()),
+                    )
+                    .await;
+                }
+            }
+            Err(handover) => self.give_back(&job_id, attempt, &worker, handover).await,
+        }
+    }
+
+    /// A claimed job that could not be handed to its worker: back to the queue (tried again
+    /// here after [`RETRY_HANDOVER`]) or failed.
+    async fn give_back(&self, job_id: &str, attempt: i64, worker: &Worker, why: Handover) {
+        self.set_held(job_id, None);
+        worker.release(job_id);
+        let store = &self.inner.store;
+        let recorded = match why {
+            Handover::Fail(reason) => {
+                tracing::warn!(job = %job_id, %reason, "job failed");
+                store
+                    .finish(job_id, attempt, JobStatus::Failed, &reason)
+                    .await
+                    .map(|_| ())
+            }
+            Handover::Retry(reason) => {
+                tracing::warn!(job = %job_id, %reason, "job re-queued; trying it again in {} s", RETRY_HANDOVER.as_secs());
+                if let Ok(mut deferred) = self.inner.deferred.lock() {
+                    deferred.insert(job_id.to_owned(), Instant::now() + RETRY_HANDOVER);
+                }
+                store.requeue(job_id, attempt, &reason).await.map(|_| ())
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(job = %job_id, error = %e, "could not record that the job did not start; its lease will expire and it will run again");
+        }
+        self.announce(job_id);
+        self.wake();
+    }
+
+    /// The work of a claimed job, from its stored request.
+    async fn work_of(&self, job_id: &str) -> Result<Work, Handover> {
+        let request = match self.inner.store.request(job_id).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return Err(Handover::Fail("the job's row vanished".into())),
+            Err(e) if e.is_unavailable() => {
+                return Err(Handover::Retry(format!(
+                    "the job database was unreachable while its request was read: {e}"
+                )))
+            }
+            Err(e) => {
+                return Err(Handover::Fail(format!(
+                    "its stored request is unusable: {e}"
+                )))
+            }
+        };
+        match request {
+            StoredRequest::Prove {
+                circuit,
+                input,
+                transcript,
+                ..
+            } => {
+                let circuit = proofmill_circuits::lookup(&circuit)
+                    .map_err(|e| Handover::Fail(e.to_string()))?;
+                Ok(Work::Prove {
+                    circuit,
+                    input,
+                    transcript,
+                })
+            }
+            StoredRequest::Keygen { circuit, .. } => Ok(Work::Keygen {
+                circuit: ProofCircuit::parse(&circuit)
+                    .map_err(|e| Handover::Fail(e.to_string()))?,
+            }),
+            StoredRequest::Aggregate { inputs, final_, .. } => {
+                let mut envelopes = Vec::with_capacity(inputs.len());
+                for (i, input) in inputs.into_iter().enumerate() {
+                    envelopes.push(self.input_proof(i, input).await?);
+                }
+                Ok(Work::Aggregate {
+                    inputs: envelopes,
+                    final_,
+                })
+            }
+        }
+    }
+
+    /// One aggregate input as an envelope: an input job's proof from the artifact store, or
+    /// the envelope the request carries.
+    async fn input_proof(&self, i: usize, input: StoredInput) -> Result<ProofEnvelope, Handover> {
+        match input {
+            StoredInput::Proof(value) => ProofEnvelope::from_value(value)
+                .map_err(|e| Handover::Fail(format!("inputs[{i}].proof: {e}"))),
+            StoredInput::Job(dep) => {
+                let location = match self.inner.store.get(&dep).await {
+                    Ok(Some(job)) => job.proof_location,
+                    Ok(None) => None,
+                    Err(e) => {
+                        return Err(Handover::Retry(format!(
+                            "inputs[{i}]: job {dep} could not be read: {e}"
+                        )))
+                    }
+                };
+                let Some(location) = location else {
+                    return Err(Handover::Fail(format!(
+                        "inputs[{i}]: job {dep} has no proof"
+                    )));
+                };
+                let text = match self.inner.artifacts.get(&location).await {
+                    Ok(text) => text,
+                    // The store may be unreachable for a while: try again later.
+                    Err(e) if !e.is_not_found() => {
+                        return Err(Handover::Retry(format!(
+                            "inputs[{i}]: job {dep}'s proof could not be read now: {e}"
+                        )))
+                    }
+                    Err(e) => return Err(Handover::Fail(format!("inputs[{i}]: job {dep}: {e}"))),
+                };
+                ProofEnvelope::from_json(&text)
+                    .map_err(|e| Handover::Fail(format!("inputs[{i}]: job {dep}: {e}")))
+            }
+        }
+    }
+}
+
+/// Why a claimed job could not be handed to its worker.
+enum Handover {
+    /// Worth trying again later: the job goes back to the queue (no failure counted).
+    Retry(String),
+    /// Never going to work: the job fails.
+    Fail(String),
+}
