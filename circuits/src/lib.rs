@@ -6,6 +6,7 @@
 //! halo2-base [`BaseCircuitBuilder`]. This crate knows nothing of SRS files, keys, proofs or
 //! transports.
 
+pub mod circomlib;
 pub mod field;
 pub mod poseidon;
 pub mod transfer_batch;
