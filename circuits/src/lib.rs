@@ -9,6 +9,7 @@
 pub mod circomlib;
 pub mod field;
 pub mod poseidon;
+pub mod rollup;
 pub mod transfer_batch;
 
 use std::{collections::HashMap, sync::Mutex};
