@@ -54,9 +54,12 @@ use halo2_base::{
     halo2_proofs::halo2curves::bn256::Fr,
 };
 
+use std::{collections::HashMap, sync::Mutex};
+
 use crate::{
     circomlib::{babyjubjub::Point, eddsa::SignatureError, poseidon, uint::IntegerError},
     field::FieldElementError,
+    CircuitShape,
 };
 
 /// Depth of the global exit tree: chain ids are `0..2^8`.
@@ -336,15 +339,15 @@ impl RollupConfig {
     }
 
     /// (advice, lookup) cells of the circuit, counted by laying out scaled-down copies: the
-    /// layout is a fixed part plus, per slot of each kind, a part linear in the depth, so
-    /// seven syntheses at depths 1 and 2 give the exact count.
+    /// layout is a fixed part plus, per kind of slot, a part linear in the number of slots and,
+    /// per slot, linear in the depth; ten small syntheses give the exact count.
     pub fn cell_counts(&self) -> (usize, usize) {
-        let measure = |depth: usize, transfers: usize, exits: usize, claims: usize| {
+        let measure = |depth: usize, slots: [usize; 3]| {
             let config = RollupConfig {
                 depth,
-                transfers,
-                exits,
-                claims,
+                transfers: slots[0],
+                exits: slots[1],
+                claims: slots[2],
                 lookup_bits: self.lookup_bits,
             };
             let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Keygen)
@@ -352,34 +355,79 @@ impl RollupConfig {
                 .use_lookup_bits(self.lookup_bits)
                 .use_instance_columns(1);
             synthesize(&mut builder, &RollupWitness::padding_only(&config));
-            crate::count_cells(&builder)
+            let (advice, lookup) = crate::count_cells(&builder);
+            [advice as i64, lookup as i64]
         };
-        let base1 = measure(1, 0, 0, 0);
-        let base2 = measure(2, 0, 0, 0);
-        let base = |d: usize, i: usize| {
-            let (a1, a2) = if i == 0 {
-                (base1.0, base2.0)
-            } else {
-                (base1.1, base2.1)
+        let base = measure(1, [0; 3]);
+        let mut total = base;
+        for (kind, n) in [self.transfers, self.exits, self.claims]
+            .into_iter()
+            .enumerate()
+        {
+            if n == 0 {
+                continue;
+            }
+            let slots = |count: usize| {
+                let mut s = [0; 3];
+                s[kind] = count;
+                s
             };
-            a1 + (d - 1) * (a2 - a1)
+            let (m11, m21, m12) = (
+                measure(1, slots(1)),
+                measure(2, slots(1)),
+                measure(1, slots(2)),
+            );
+            // m(D, n) = m(1, 1) + (n - 1)·[m(1, 2) - m(1, 1)] + n·(D - 1)·[m(2, 1) - m(1, 1)]
+            for i in 0..2 {
+                total[i] += m11[i] - base[i]
+                    + (n as i64 - 1) * (m12[i] - m11[i])
+                    + (n * (self.depth - 1)) as i64 * (m21[i] - m11[i]);
+            }
+        }
+        (total[0] as usize, total[1] as usize)
+    }
+}
+
+impl RollupConfig {
+    /// The circuit's size: `k` is the smallest that fits the cells in at most
+    /// [`crate::MAX_ADVICE_COLUMNS`] advice columns (and the lookup table). Computed once per
+    /// process and configuration.
+    pub fn shape(&self) -> CircuitShape {
+        static CACHE: Mutex<Option<HashMap<RollupConfig, CircuitShape>>> = Mutex::new(None);
+        if let Some(shape) = CACHE
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(|m| m.get(self).copied()))
+        {
+            return shape;
+        }
+        let (advice_cells, lookup_cells) = self.cell_counts();
+        let mut k = self.lookup_bits as u32 + 1;
+        let columns = |k: u32, cells: usize| cells.div_ceil((1usize << k) - crate::BLINDING_ROWS);
+        while columns(k, advice_cells) > crate::MAX_ADVICE_COLUMNS {
+            k += 1;
+        }
+        let shape = CircuitShape {
+            k,
+            lookup_bits: self.lookup_bits,
+            advice_cells,
+            lookup_cells,
+            advice_columns: columns(k, advice_cells),
+            lookup_columns: columns(k, lookup_cells),
         };
-        let per_slot = |slots: usize, m1: (usize, usize), m2: (usize, usize), i: usize| {
-            let pick = |m: (usize, usize)| if i == 0 { m.0 } else { m.1 };
-            let at1 = pick(m1) - pick(base1);
-            let at2 = pick(m2) - pick(base2);
-            slots * (at1 + (self.depth - 1) * (at2 - at1))
-        };
-        let t = (measure(1, 1, 0, 0), measure(2, 1, 0, 0));
-        let e = (measure(1, 0, 1, 0), measure(2, 0, 1, 0));
-        let c = (measure(1, 0, 0, 1), measure(2, 0, 0, 1));
-        let count = |i: usize| {
-            base(self.depth, i)
-                + per_slot(self.transfers, t.0, t.1, i)
-                + per_slot(self.exits, e.0, e.1, i)
-                + per_slot(self.claims, c.0, c.1, i)
-        };
-        (count(0), count(1))
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.get_or_insert_with(HashMap::new).insert(*self, shape);
+        }
+        shape
+    }
+
+    /// A halo2-base builder for this circuit at `stage`, sized by its shape.
+    pub fn builder(&self, stage: CircuitBuilderStage) -> BaseCircuitBuilder<Fr> {
+        let shape = self.shape();
+        BaseCircuitBuilder::from_stage(stage)
+            .use_k(shape.k as usize)
+            .use_lookup_bits(shape.lookup_bits)
+            .use_instance_columns(1)
     }
 }
 

@@ -137,6 +137,10 @@ pub struct RollupState {
     nullifiers: SparseMerkleTree,
     exits: Vec<ExitRecord>,
     exit_tree: SparseMerkleTree,
+    /// Tests only: apply transactions without the checks (wrapping arithmetic), to build the
+    /// invalid but consistent witnesses a malicious prover could feed the circuit.
+    #[cfg(test)]
+    pub(crate) unchecked: bool,
 }
 
 fn decimal(x: &Fr) -> String {
@@ -176,7 +180,38 @@ impl RollupState {
             nullifiers: SparseMerkleTree::new(NULLIFIER_DEPTH),
             exits: Vec::new(),
             exit_tree: SparseMerkleTree::new(EXIT_TREE_DEPTH),
+            #[cfg(test)]
+            unchecked: false,
         }
+    }
+
+    fn checked(&self) -> bool {
+        #[cfg(test)]
+        return !self.unchecked;
+        #[cfg(not(test))]
+        true
+    }
+
+    fn add_total(
+        &self,
+        tx: Tx,
+        total: &'static str,
+        sum: &mut u64,
+        amount: u64,
+    ) -> Result<(), RollupError> {
+        *sum = match sum.checked_add(amount) {
+            Some(t) => t,
+            None if !self.checked() => sum.wrapping_add(amount),
+            None => {
+                return Err(RollupError::TotalOverflow {
+                    tx,
+                    total,
+                    sum: *sum,
+                    amount,
+                })
+            }
+        };
+        Ok(())
     }
 
     /// The chain id.
@@ -253,7 +288,7 @@ impl RollupState {
         })
     }
 
-    fn leaf_input(&self, id: u64) -> LeafInput {
+    pub(crate) fn leaf_input(&self, id: u64) -> LeafInput {
         let a = self.account(id);
         let key = a.map_or(Point::identity(), |a| a.key);
         LeafInput {
@@ -287,6 +322,18 @@ impl RollupState {
         sig: &Signature,
     ) -> Result<LeafInput, RollupError> {
         let sender = self.existing(tx, Party::Sender, from)?;
+        if !self.checked() {
+            let leaf = self.leaf_input(from);
+            self.set_account(
+                from,
+                Account {
+                    balance: sender.balance.wrapping_sub(amount),
+                    nonce: sender.nonce.wrapping_add(1),
+                    ..sender
+                },
+            );
+            return Ok(leaf);
+        }
         eddsa::verify(msg, sig, &sender.key).map_err(|reason| RollupError::BadSignature {
             tx,
             id: from,
@@ -331,15 +378,18 @@ impl RollupState {
 
     fn credit(&mut self, tx: Tx, to: u64, amount: u64) -> Result<LeafInput, RollupError> {
         let receiver = self.existing(tx, Party::Receiver, to)?;
-        let balance = receiver
-            .balance
-            .checked_add(amount)
-            .ok_or(RollupError::BalanceOverflow {
-                tx,
-                id: to,
-                balance: receiver.balance,
-                amount,
-            })?;
+        let balance = match receiver.balance.checked_add(amount) {
+            Some(b) => b,
+            None if !self.checked() => receiver.balance.wrapping_add(amount),
+            None => {
+                return Err(RollupError::BalanceOverflow {
+                    tx,
+                    id: to,
+                    balance: receiver.balance,
+                    amount,
+                })
+            }
+        };
         let leaf = self.leaf_input(to);
         self.set_account(
             to,
@@ -358,6 +408,38 @@ impl RollupState {
         global_exit_root: Fr,
         claimed: &mut u64,
     ) -> Result<ClaimInput, RollupError> {
+        let e = proof.exit;
+        if self.checked() {
+            self.check_claim(tx, proof, global_exit_root)?;
+        }
+        self.add_total(tx, "claimed", claimed, e.amount)?;
+        let key = global_index(e.origin_chain, e.index);
+        let nullifier_path = hexes(&self.nullifiers.path(key));
+        let receiver = self.credit(tx, e.to, e.amount)?;
+        self.nullifiers.set(key, Fr::ONE);
+        Ok(ClaimInput {
+            exit: ExitRecordInput {
+                origin_chain: e.origin_chain,
+                index: e.index,
+                from: e.from,
+                dest_chain: e.dest_chain,
+                to: e.to,
+                amount: e.amount,
+            },
+            account: e.to,
+            exit_path: hexes(&proof.exit_path),
+            global_path: hexes(&proof.global_path),
+            nullifier_path,
+            receiver,
+        })
+    }
+
+    fn check_claim(
+        &self,
+        tx: Tx,
+        proof: &ExitProof,
+        global_exit_root: Fr,
+    ) -> Result<(), RollupError> {
         let e = proof.exit;
         if e.origin_chain == self.chain_id {
             return Err(RollupError::ClaimFromOwnChain {
@@ -390,33 +472,7 @@ impl RollupState {
                 index: e.index,
             });
         }
-        *claimed = claimed
-            .checked_add(e.amount)
-            .ok_or(RollupError::TotalOverflow {
-                tx,
-                total: "claimed",
-                sum: *claimed,
-                amount: e.amount,
-            })?;
-        let key = global_index(e.origin_chain, e.index);
-        let nullifier_path = hexes(&self.nullifiers.path(key));
-        let receiver = self.credit(tx, e.to, e.amount)?;
-        self.nullifiers.set(key, Fr::ONE);
-        Ok(ClaimInput {
-            exit: ExitRecordInput {
-                origin_chain: e.origin_chain,
-                index: e.index,
-                from: e.from,
-                dest_chain: e.dest_chain,
-                to: e.to,
-                amount: e.amount,
-            },
-            account: e.to,
-            exit_path: hexes(&proof.exit_path),
-            global_path: hexes(&proof.global_path),
-            nullifier_path,
-            receiver,
-        })
+        Ok(())
     }
 
     fn exit(&mut self, tx: Tx, e: &SignedExit, exited: &mut u64) -> Result<ExitInput, RollupError> {
@@ -426,7 +482,7 @@ impl RollupState {
                 chain_id: e.dest_chain,
             });
         }
-        if e.dest_chain == self.chain_id {
+        if e.dest_chain == self.chain_id && self.checked() {
             return Err(RollupError::ExitToOwnChain {
                 tx,
                 chain_id: self.chain_id,
@@ -436,14 +492,7 @@ impl RollupState {
         if index >> EXIT_TREE_DEPTH != 0 {
             return Err(RollupError::ExitTreeFull { tx });
         }
-        *exited = exited
-            .checked_add(e.amount)
-            .ok_or(RollupError::TotalOverflow {
-                tx,
-                total: "exited",
-                sum: *exited,
-                amount: e.amount,
-            })?;
+        self.add_total(tx, "exited", exited, e.amount)?;
         let msg = exit_message(self.chain_id, e.from, e.dest_chain, e.to, e.amount, e.nonce);
         let sender = self.debit(tx, e.from, e.amount, e.nonce, msg, &e.signature)?;
         let exit_path = hexes(&self.exit_tree.path(index));

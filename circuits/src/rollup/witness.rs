@@ -706,6 +706,75 @@ impl RollupWitness {
         })
     }
 
+    /// Parses an input into a witness with no check beyond the encodings: what a malicious
+    /// prover could feed the circuit (tests show the constraints refuse it).
+    #[cfg(test)]
+    pub(crate) fn parse_unchecked(
+        config: &RollupConfig,
+        input: &RollupInput,
+    ) -> Result<Self, RollupError> {
+        let depth = config.depth;
+        let h = &input.old_state;
+        let tx = |kind, index| Tx { kind, index };
+        let mut claims = input
+            .claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_claim(tx(TxKind::Claim, i), c, depth))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut transfers = Vec::new();
+        for (i, t) in input.transfers.iter().enumerate() {
+            let location = format!("transfers[{i}]");
+            let tx = tx(TxKind::Transfer, i);
+            transfers.push(TransferWitness {
+                padding: false,
+                from: t.from,
+                to: t.to,
+                amount: t.amount,
+                nonce: t.nonce,
+                signature: signature(&location, &t.signature)?,
+                sender: leaf(tx, "sender", &location, &t.sender, depth)?,
+                receiver: leaf(tx, "receiver", &location, &t.receiver, depth)?,
+            });
+        }
+        let mut exits = Vec::new();
+        for (i, e) in input.exits.iter().enumerate() {
+            let location = format!("exits[{i}]");
+            let tx = tx(TxKind::Exit, i);
+            exits.push(ExitWitness {
+                padding: false,
+                from: e.from,
+                dest_chain: e.dest_chain,
+                to: e.to,
+                amount: e.amount,
+                nonce: e.nonce,
+                signature: signature(&location, &e.signature)?,
+                sender: leaf(tx, "sender", &location, &e.sender, depth)?,
+                exit_path: path(tx, "exit_path", &location, &e.exit_path, EXIT_TREE_DEPTH)?,
+            });
+        }
+        claims.resize(config.claims, ClaimWitness::padding(depth));
+        transfers.resize(config.transfers, TransferWitness::padding(depth));
+        exits.resize(config.exits, ExitWitness::padding(depth));
+        Ok(Self {
+            config: *config,
+            chain_id: input.chain_id,
+            old_state: StateHeader {
+                accounts_root: hex(String::new, &h.accounts_root)?,
+                nullifier_root: hex(String::new, &h.nullifier_root)?,
+                exit_root: hex(String::new, &h.exit_root)?,
+                exit_count: h.exit_count,
+            },
+            global_exit_root: match &input.global_exit_root {
+                Some(text) => hex(String::new, text)?,
+                None => Fr::ZERO,
+            },
+            claims,
+            transfers,
+            exits,
+        })
+    }
+
     /// A witness of only padding slots: the shape the circuit has for every input, used for
     /// keygen and for measuring the circuit.
     pub fn padding_only(config: &RollupConfig) -> Self {
