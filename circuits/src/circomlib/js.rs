@@ -25,10 +25,12 @@ pub(crate) fn circomlibjs(test: &str, request: &serde_json::Value) -> Option<ser
                 "{test}: PROOFMILL_REQUIRE_CIRCOMLIB=1 but PROOFMILL_CIRCOMLIB_DIR is not set \
                  (run scripts/circomlib-setup.sh DIR and export PROOFMILL_CIRCOMLIB_DIR=DIR)"
             );
-            eprintln!(
-                "SKIPPED: {test}: PROOFMILL_CIRCOMLIB_DIR is not set, so nothing is compared \
-                 with circomlibjs (run scripts/circomlib-setup.sh DIR and export \
-                 PROOFMILL_CIRCOMLIB_DIR=DIR)"
+            // Straight to stderr, past the test harness's capture of print macros.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!!!!! SKIPPED: {test}: PROOFMILL_CIRCOMLIB_DIR is not set, so nothing is \
+                 compared with circomlibjs !!!!!!!!\n!!!!!!!! run scripts/circomlib-setup.sh DIR \
+                 and export PROOFMILL_CIRCOMLIB_DIR=DIR !!!!!!!!"
             );
             return None;
         }

@@ -829,6 +829,11 @@ fn message_example_of_the_docs() {
         "11798521695862571007268477274154465768275025423629363863752165566199947056931",
         "the value docs/rollup.md shows"
     );
+    assert_eq!(
+        uint::to_decimal(&e),
+        "8684695469561451982141415706213871099127434207427377889634156138061239168178",
+        "the value docs/rollup.md shows"
+    );
     if let Some(answer) = circomlibjs("message_example_of_the_docs", &request) {
         assert_eq!(answer["poseidon"][0], json!(uint::to_decimal(&m)));
         assert_eq!(answer["poseidon"][1], json!(uint::to_decimal(&e)));
