@@ -811,6 +811,56 @@ fn cells_per_signature_exit_and_claim() {
     for config in RollupConfig::named() {
         eprintln!("{}: {:?}", config.name(), config.shape());
     }
+    // One signature verification alone, with the named configurations' lookup table.
+    let mut builder = halo2_base::gates::circuit::builder::BaseCircuitBuilder::<Fr>::from_stage(
+        CircuitBuilderStage::Keygen,
+    )
+    .use_k(LOOKUP_BITS + 1)
+    .use_lookup_bits(LOOKUP_BITS)
+    .use_instance_columns(1);
+    let range = builder.range_chip();
+    let ctx = builder.main(0);
+    let prv = key(A, 1);
+    let sig = prv.sign(Fr::from(5));
+    let m = ctx.load_witness(Fr::from(5));
+    let a = crate::circomlib::babyjubjub::load_point(ctx, &prv.public_key());
+    let s = crate::circomlib::eddsa::load_signature(ctx, &sig);
+    crate::circomlib::eddsa::verify_gadget(ctx, &range, m, &a, &s);
+    let cells = crate::count_cells(&builder);
+    eprintln!("one EdDSA-Poseidon verification: {cells:?} (advice, lookup)");
+    assert!(cells.0 > 10_000);
+}
+
+#[test]
+fn global_exit_root_gadget_matches_the_native_tree() {
+    let mut builder = halo2_base::gates::circuit::builder::BaseCircuitBuilder::<Fr>::new(false);
+    let gate = halo2_base::gates::GateChip::<Fr>::default();
+    let roots = [
+        (0u64, Fr::from(11)),
+        (1, Fr::from(12)),
+        (200, Fr::from(13)),
+        (255, Fr::from(14)),
+    ];
+    let tree = GlobalExitTree::from_roots(roots);
+    let mut leaves = vec![Fr::ZERO; 1 << GLOBAL_EXIT_DEPTH];
+    for (c, r) in roots {
+        leaves[c as usize] = r;
+    }
+    assert_eq!(GlobalExitTree::root_of_leaves(&leaves), tree.root());
+    let ctx = builder.main(0);
+    let assigned = ctx.assign_witnesses(leaves);
+    let root = global_exit_root_gadget(ctx, &gate, &assigned);
+    assert_eq!(*root.value(), tree.root());
+    // And a path of the sparse tree leads there through the Merkle gadget.
+    let leaf = ctx.load_witness(Fr::from(13));
+    let index = ctx.load_witness(Fr::from(200));
+    let bits =
+        halo2_base::gates::GateInstructions::num_to_bits(&gate, ctx, index, GLOBAL_EXIT_DEPTH);
+    let path = ctx.assign_witnesses(tree.path(200));
+    assert_eq!(
+        *merkle_root_gadget(ctx, &gate, leaf, &bits, &path).value(),
+        tree.root()
+    );
 }
 
 #[test]
