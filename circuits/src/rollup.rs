@@ -27,7 +27,7 @@
 //! destination chain; claims need none. docs/rollup.md specifies the formats.
 //!
 //! This module owns the circuit, its witness format, the witness builder and the example
-//! states; it knows nothing of keys, proofs or transports.
+//! states (with their owners' keys); it knows nothing of proving keys, proofs or transports.
 
 mod circuit;
 mod input;
@@ -543,6 +543,12 @@ pub enum RollupError {
     /// The chain id does not fit the global exit tree.
     #[error("chain id {chain_id} is out of range (chain ids are 0 to {})", (1u64 << GLOBAL_EXIT_DEPTH) - 1)]
     ChainIdOutOfRange {
+        /// The id.
+        chain_id: u64,
+    },
+    /// A multi-chain scenario has no chain with this id.
+    #[error("the scenario has no chain {chain_id}")]
+    UnknownChain {
         /// The id.
         chain_id: u64,
     },

@@ -830,7 +830,7 @@ impl MultiChainScenario {
         let (state, wallet) = self
             .chains
             .get_mut(&chain_id)
-            .ok_or(RollupError::ChainIdOutOfRange { chain_id })?;
+            .ok_or(RollupError::UnknownChain { chain_id })?;
         let rng = &mut self.rng;
         let proofs: Vec<ExitProof> = global
             .exits_to(chain_id)
