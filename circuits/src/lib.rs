@@ -11,8 +11,10 @@
 //! docs/architecture.md, "Adding a circuit"). Nothing outside this crate matches on circuit
 //! kinds: the prover, the server and the CLI see a [`CatalogCircuit`] and its methods.
 
+pub mod circomlib;
 pub mod field;
 pub mod poseidon;
+pub mod rollup;
 pub mod transfer_batch;
 
 use std::{
