@@ -3,9 +3,25 @@
 use std::{path::Path, process::ExitCode};
 
 use anyhow::{bail, Result};
+use proofmill_circuits::rollup::{RollupConfig, RollupState};
 use proofmill_prover::Prover;
 
 use crate::{output::write_output, proving::lookup};
+
+/// `example-batch` flags of the bridged-chain circuits (`rollup/…`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ChainOptions {
+    /// rollup circuits: the chain the batches are for (0 to 255).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..256))]
+    pub chain_id: Option<u64>,
+    /// rollup circuits: fill the exit slots (exits to chain id + 1).
+    #[arg(long)]
+    pub exits: bool,
+    /// rollup circuits: fill the claim slots (claims of exits chain id + 1 made to this
+    /// chain, against the global exit root over both chains).
+    #[arg(long)]
+    pub claims: bool,
+}
 
 /// `proofmill example-batch`.
 pub fn example_batch(
@@ -13,10 +29,33 @@ pub fn example_batch(
     seed: u64,
     out: Option<&Path>,
     count: usize,
+    chain: &ChainOptions,
 ) -> Result<ExitCode> {
     let circuit = lookup(circuit)?;
+    let inputs = match circuit.config::<RollupConfig>() {
+        Some(config) => RollupState::example_chain_with(
+            config,
+            chain.chain_id.unwrap_or(1),
+            seed,
+            count,
+            chain.exits,
+            chain.claims,
+        )
+        .into_iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            if chain.chain_id.is_some() || chain.exits || chain.claims {
+                bail!(
+                    "--chain-id, --exits and --claims are for rollup circuits; {} has no chain",
+                    circuit.name()
+                );
+            }
+            circuit.example_inputs(seed, count)
+        }
+    };
     if count == 1 {
-        let text = serde_json::to_string_pretty(&circuit.example_input(seed))?;
+        let text = serde_json::to_string_pretty(&inputs[0])?;
         write_output(out, &text)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -28,7 +67,7 @@ pub fn example_batch(
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    for (i, input) in circuit.example_inputs(seed, count).iter().enumerate() {
+    for (i, input) in inputs.iter().enumerate() {
         let path = out.with_file_name(format!("{stem}-{}{extension}", i + 1));
         write_output(Some(&path), &serde_json::to_string_pretty(input)?)?;
         println!("{}", path.display());

@@ -74,6 +74,8 @@ enum Command {
         /// How many consecutive batches of one rollup to write (for aggregation).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
         count: u16,
+        #[command(flatten)]
+        chain: catalog::ChainOptions,
     },
     /// Generate (or load) the proving key of a circuit ahead of the first proof.
     Keygen {
@@ -228,7 +230,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             out,
             count,
-        } => catalog::example_batch(&circuit, seed, out.as_deref(), usize::from(count)),
+            chain,
+        } => catalog::example_batch(&circuit, seed, out.as_deref(), usize::from(count), &chain),
         Command::Keygen { circuit } => {
             let circuit = proofmill_prover::ProofCircuit::parse(&circuit)?;
             let name = circuit.name();

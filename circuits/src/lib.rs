@@ -80,6 +80,27 @@ pub struct ChainLayout {
     pub new_root: usize,
     /// The commitment to the batch's transactions.
     pub commitment: usize,
+    /// For a chain of the aggregation layer (the `rollup` family): its identity and bridge.
+    pub chain: Option<ChainFields>,
+}
+
+/// Positions of a bridged chain's public inputs (see docs/rollup.md): an aggregate of such
+/// proofs also chains the local exit root, keeps the chain id and global exit root, and adds
+/// the totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainFields {
+    /// The chain id.
+    pub chain_id: usize,
+    /// The local exit root before the batch.
+    pub old_exit_root: usize,
+    /// The local exit root after it.
+    pub new_exit_root: usize,
+    /// The global exit root the batch's claims were proven against.
+    pub global_exit_root: usize,
+    /// The value the batch exited.
+    pub exited_total: usize,
+    /// The value the batch claimed.
+    pub claimed_total: usize,
 }
 
 /// A circuit of the catalog (or a configuration built for a test or the bench), with its
@@ -141,6 +162,9 @@ pub enum CircuitError {
     /// The input is not a valid batch for the circuit.
     #[error(transparent)]
     InvalidBatch(#[from] BatchError),
+    /// The input is not a valid rollup batch.
+    #[error(transparent)]
+    InvalidRollup(#[from] rollup::RollupError),
     /// A witness for another circuit was passed.
     #[error("witness is for {witness}, not for {circuit}")]
     WitnessMismatch {
@@ -171,10 +195,11 @@ pub struct CircuitShape {
 /// The named configurations, in the order `proofmill circuits` lists them. A new circuit
 /// family adds its configurations here.
 pub fn catalog() -> Vec<CatalogCircuit> {
-    [(16, 8), (16, 32), (32, 64)]
+    let transfer_batch = [(16, 8), (16, 32), (32, 64)]
         .into_iter()
-        .map(|(depth, batch)| CatalogCircuit::new(TransferBatchConfig::new(depth, batch)))
-        .collect()
+        .map(|(depth, batch)| CatalogCircuit::new(TransferBatchConfig::new(depth, batch)));
+    let rollup = rollup::NAMED.into_iter().map(CatalogCircuit::new);
+    transfer_batch.chain(rollup).collect()
 }
 
 /// Finds a catalog circuit by name (`transfer_batch/d16-b8`).

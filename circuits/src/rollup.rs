@@ -54,12 +54,10 @@ use halo2_base::{
     halo2_proofs::halo2curves::bn256::Fr,
 };
 
-use std::{collections::HashMap, sync::Mutex};
-
 use crate::{
     circomlib::{babyjubjub::Point, eddsa::SignatureError, poseidon, uint::IntegerError},
     field::FieldElementError,
-    CircuitShape,
+    CatalogCircuit, ChainFields, ChainLayout, Circuit, CircuitError, CircuitShape, Witness,
 };
 
 /// Depth of the global exit tree: chain ids are `0..2^8`.
@@ -251,12 +249,17 @@ impl RollupConfig {
         &NAMED
     }
 
-    /// The catalog name, `rollup/d{D}-t{T}-e{E}-c{C}`.
+    /// The catalog name, `rollup/d{D}-t{T}-e{E}-c{C}`, with `-l{bits}` when the lookup table
+    /// is not the standard one (the name fixes the circuit, and so its keys).
     pub fn name(&self) -> String {
-        format!(
+        let mut name = format!(
             "rollup/d{}-t{}-e{}-c{}",
             self.depth, self.transfers, self.exits, self.claims
-        )
+        );
+        if self.lookup_bits != LOOKUP_BITS {
+            name.push_str(&format!("-l{}", self.lookup_bits));
+        }
+        name
     }
 
     /// The named configuration called `name`.
@@ -389,45 +392,76 @@ impl RollupConfig {
 }
 
 impl RollupConfig {
-    /// The circuit's size: `k` is the smallest that fits the cells in at most
-    /// [`crate::MAX_ADVICE_COLUMNS`] advice columns (and the lookup table). Computed once per
-    /// process and configuration.
+    /// The circuit's size (see [`CatalogCircuit::shape`]).
     pub fn shape(&self) -> CircuitShape {
-        static CACHE: Mutex<Option<HashMap<RollupConfig, CircuitShape>>> = Mutex::new(None);
-        if let Some(shape) = CACHE
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().and_then(|m| m.get(self).copied()))
-        {
-            return shape;
-        }
-        let (advice_cells, lookup_cells) = self.cell_counts();
-        let mut k = self.lookup_bits as u32 + 1;
-        let columns = |k: u32, cells: usize| cells.div_ceil((1usize << k) - crate::BLINDING_ROWS);
-        while columns(k, advice_cells) > crate::MAX_ADVICE_COLUMNS {
-            k += 1;
-        }
-        let shape = CircuitShape {
-            k,
-            lookup_bits: self.lookup_bits,
-            advice_cells,
-            lookup_cells,
-            advice_columns: columns(k, advice_cells),
-            lookup_columns: columns(k, lookup_cells),
-        };
-        if let Ok(mut cache) = CACHE.lock() {
-            cache.get_or_insert_with(HashMap::new).insert(*self, shape);
-        }
-        shape
+        CatalogCircuit::new(*self).shape()
     }
 
     /// A halo2-base builder for this circuit at `stage`, sized by its shape.
     pub fn builder(&self, stage: CircuitBuilderStage) -> BaseCircuitBuilder<Fr> {
-        let shape = self.shape();
-        BaseCircuitBuilder::from_stage(stage)
-            .use_k(shape.k as usize)
-            .use_lookup_bits(shape.lookup_bits)
-            .use_instance_columns(1)
+        crate::builder_for(&CatalogCircuit::new(*self), stage)
+    }
+}
+
+impl Circuit for RollupConfig {
+    fn name(&self) -> String {
+        RollupConfig::name(self)
+    }
+
+    fn description(&self) -> String {
+        RollupConfig::description(self)
+    }
+
+    fn instance_names(&self) -> &'static [&'static str] {
+        &INSTANCE_NAMES
+    }
+
+    fn chain_layout(&self) -> ChainLayout {
+        ChainLayout {
+            old_root: OLD_STATE_ROOT,
+            new_root: NEW_STATE_ROOT,
+            commitment: BATCH_COMMITMENT,
+            chain: Some(ChainFields {
+                chain_id: CHAIN_ID,
+                old_exit_root: OLD_EXIT_ROOT,
+                new_exit_root: NEW_EXIT_ROOT,
+                global_exit_root: GLOBAL_EXIT_ROOT,
+                exited_total: EXITED_TOTAL,
+                claimed_total: CLAIMED_TOTAL,
+            }),
+        }
+    }
+
+    fn lookup_bits(&self) -> usize {
+        self.lookup_bits
+    }
+
+    fn parse_input(&self, input: &serde_json::Value) -> Result<Witness, CircuitError> {
+        Ok(Witness::new(
+            RollupConfig::name(self),
+            RollupConfig::parse_input(self, input)?,
+        ))
+    }
+
+    fn example_inputs(&self, seed: u64, count: usize) -> Vec<serde_json::Value> {
+        RollupConfig::example_inputs(self, seed, count)
+    }
+
+    fn keygen_witness(&self) -> Witness {
+        Witness::new(RollupConfig::name(self), RollupWitness::padding_only(self))
+    }
+
+    fn synthesize(
+        &self,
+        builder: &mut BaseCircuitBuilder<Fr>,
+        witness: &Witness,
+    ) -> Result<Vec<Fr>, CircuitError> {
+        let witness: &RollupWitness = witness.get(&RollupConfig::name(self))?;
+        Ok(RollupConfig::synthesize(self, builder, witness)?)
+    }
+
+    fn cell_counts(&self) -> (usize, usize) {
+        RollupConfig::cell_counts(self)
     }
 }
 

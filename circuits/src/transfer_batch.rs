@@ -97,6 +97,7 @@ impl Circuit for TransferBatchConfig {
             old_root: 0,
             new_root: 1,
             commitment: 2,
+            chain: None,
         }
     }
 

@@ -209,13 +209,26 @@ async fn tenants_are_isolated_and_limited() {
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("pm_") && key.len() > 40, "{key}");
-    let r = c
-        .get(server.url("/v1/jobs"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    // The key ring is refreshed in the background (authentication never reads the database):
+    // the new key works within the refresh period.
+    let start = Instant::now();
+    loop {
+        let r = c
+            .get(server.url("/v1/jobs"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            start.elapsed() < proofmill_server::auth::KEY_REFRESH * 3,
+            "the key added by `proofmill keys add` never worked"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.stop().await;
 
     // No keys and a non-loopback address: refused, saying why.
@@ -253,7 +266,229 @@ async fn no_proving_worker_is_refused_with_the_reason() {
     config.gpu_workers = true;
     let err = refused_at_start(config).await;
     assert!(
-        err.contains("no proving worker") && err.contains("cpu_workers is 0"),
+        err.contains("no proving device") && err.contains("cpu_workers is 0"),
         "{err}"
     );
+}
+
+/// A tenant entry with key `key`.
+fn tenant_with_key(name: &str, key: &str) -> TenantConfig {
+    TenantConfig {
+        name: name.to_owned(),
+        key_sha256: Some(key_hash(key)),
+        admin: false,
+        max_queued_jobs: None,
+        max_body_bytes: None,
+        max_priority: None,
+    }
+}
+
+/// Tenants share the device fairly: tenant A queues 50 jobs (at its highest priority), then
+/// tenant B queues one; B's job is among the next jobs started, ahead of A's queue. And a
+/// priority beyond the tenant's bound is refused, naming the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_flood_does_not_delay_another_tenants_job() {
+    let server = TestServer::start(|c| {
+        c.tenants = vec![
+            tenant_with_key("flood", "flood-key"),
+            tenant_with_key("other", "other-key"),
+        ];
+        c.max_priority = 5;
+    })
+    .await;
+    let c = &server.client;
+    let base = server.url.clone();
+    let mut flood = Vec::new();
+    for seed in 0..50 {
+        let mut body = prove_request(seed);
+        body["priority"] = json!(5);
+        let (status, accepted) = json_of(submit(c, &base, &body, Some("flood-key")).await).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        flood.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    let mut greedy = prove_request(99);
+    greedy["priority"] = json!(2_147_483_647);
+    assert_problem(
+        submit(c, &base, &greedy, Some("other-key")).await,
+        422,
+        "invalid-request",
+        "-5..=5",
+    )
+    .await;
+    let (_, accepted) =
+        json_of(submit(c, &base, &prove_request(77), Some("other-key")).await).await;
+    let other = accepted["id"].as_str().unwrap().to_owned();
+    let view = |id: String, key: &'static str| {
+        let c = c.clone();
+        let url = server.url(&format!("/v1/jobs/{id}"));
+        async move {
+            let r = c.get(url).bearer_auth(key).send().await.unwrap();
+            json_of(r).await.1
+        }
+    };
+    // The device holds the flood's first two jobs (one proving, one prepared); cancelling
+    // them frees it at their next stage boundary.
+    let start = Instant::now();
+    while view(flood[1].clone(), "flood-key").await["status"] != "running" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the flood never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &flood[..2] {
+        let r = c
+            .delete(server.url(&format!("/v1/jobs/{id}")))
+            .bearer_auth("flood-key")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let start = Instant::now();
+    loop {
+        let mine = view(other.clone(), "other-key").await;
+        if mine["status"] != "queued" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "tenant other's job never started: {mine}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Started: the flood's next jobs are not all ahead of it. At most one of them (the
+    // device's second slot) started too.
+    let mut started_of_flood = 0;
+    for id in &flood[2..] {
+        if view(id.clone(), "flood-key").await["status"] != "queued" {
+            started_of_flood += 1;
+        }
+    }
+    assert!(
+        started_of_flood <= 1,
+        "{started_of_flood} of the flood's queued jobs started before or with tenant other's one"
+    );
+    for id in flood.iter().chain([&other]) {
+        let key = if id == &other {
+            "other-key"
+        } else {
+            "flood-key"
+        };
+        let _ = c
+            .delete(server.url(&format!("/v1/jobs/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+}
+
+/// Failed authentication is cheap and limited: past the per-minute limit one address gets
+/// 429 with Retry-After, while a valid key still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_rate_limited() {
+    let server = TestServer::start(|c| {
+        c.tenants = vec![tenant_with_key("alice", "alice-key")];
+        c.max_auth_failures_per_minute = 3;
+    })
+    .await;
+    let c = &server.client;
+    for _ in 0..3 {
+        assert_problem(
+            c.get(server.url("/v1/jobs"))
+                .bearer_auth("guess")
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "unauthorized",
+            "unknown API key",
+        )
+        .await;
+    }
+    let r = c
+        .get(server.url("/v1/jobs"))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("retry-after").is_some());
+    assert_problem(r, 429, "too-many-auth-failures", "more than 3 a minute").await;
+    let r = c
+        .get(server.url("/v1/jobs"))
+        .bearer_auth("alice-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    server.stop().await;
+}
+
+/// Beyond loopback: the development SRS is refused unless the operator allows it, and
+/// `/metrics` wants an admin key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_the_dev_srs_is_refused_and_metrics_need_an_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path());
+    config.tenants = vec![
+        tenant_with_key("alice", "alice-key"),
+        TenantConfig {
+            admin: true,
+            ..tenant_with_key("ops", "ops-key")
+        },
+    ];
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = proofmill_server::run(listener, config.clone(), async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("development SRS") && err.contains("allow_development_srs"),
+        "{err}"
+    );
+
+    config.allow_development_srs = true;
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(proofmill_server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://127.0.0.1:{port}");
+    let c = Client::new();
+    wait_until_ready(&c, &base).await;
+    assert_problem(
+        c.get(format!("{base}/metrics")).send().await.unwrap(),
+        401,
+        "unauthorized",
+        "API key",
+    )
+    .await;
+    assert_problem(
+        c.get(format!("{base}/metrics"))
+            .bearer_auth("alice-key")
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "forbidden",
+        "admin key",
+    )
+    .await;
+    let r = c
+        .get(format!("{base}/metrics"))
+        .bearer_auth("ops-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("proofmill_"));
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -662,11 +662,28 @@ impl RollupState {
         seed: u64,
         count: usize,
     ) -> Vec<RollupInput> {
+        Self::example_chain_with(config, chain_id, seed, count, true, true)
+    }
+
+    /// [`RollupState::example_chain`], with the exit slots filled only when `exits` and the
+    /// claim slots only when `claims` (transfers always).
+    pub fn example_chain_with(
+        config: &RollupConfig,
+        chain_id: u64,
+        seed: u64,
+        count: usize,
+        exits: bool,
+        claims: bool,
+    ) -> Vec<RollupInput> {
+        let (exit_slots, claim_slots) = (
+            if exits { config.exits } else { 0 },
+            if claims { config.claims } else { 0 },
+        );
         let partner = (chain_id + 1) % (1 << GLOBAL_EXIT_DEPTH);
         let mut scenario = MultiChainScenario::new(config, &[chain_id, partner], seed);
         // The partner's exits to this chain, enough for every claim slot of every batch.
         // (The partner's batch is only applied natively, so it needs no exit slots.)
-        let needed = config.claims * count;
+        let needed = claim_slots * count;
         if needed > 0 {
             let global = scenario.global_exit_tree();
             scenario
@@ -680,9 +697,9 @@ impl RollupState {
                     .batch(
                         chain_id,
                         &global,
-                        config.claims,
+                        claim_slots,
                         config.transfers,
-                        &vec![partner; config.exits],
+                        &vec![partner; exit_slots],
                     )
                     .expect("example batches are valid by construction")
             })

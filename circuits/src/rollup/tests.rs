@@ -1050,9 +1050,7 @@ fn real_proof_of_the_smallest_configuration() {
         (b, instances)
     });
 
-    let tb = crate::CatalogCircuit::TransferBatch(crate::transfer_batch::TransferBatchConfig::new(
-        16, 8,
-    ));
+    let tb = crate::CatalogCircuit::new(crate::transfer_batch::TransferBatchConfig::new(16, 8));
     let mut keygen = crate::builder_for(&tb, CircuitBuilderStage::Keygen);
     tb.synthesize(&mut keygen, &tb.keygen_witness()).unwrap();
     keygen.calculate_params(Some(BLINDING_ROWS));

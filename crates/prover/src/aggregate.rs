@@ -15,13 +15,15 @@
 use std::sync::Arc;
 
 use halo2_base::{
-    gates::{circuit::CircuitBuilderStage, RangeInstructions},
+    gates::{circuit::CircuitBuilderStage, GateInstructions, RangeInstructions},
     halo2_proofs::{
         halo2curves::bn256::{Bn256, Fr, G1Affine},
         poly::commitment::ParamsProver,
     },
 };
-use proofmill_circuits::{poseidon, CatalogCircuit, ChainLayout, CircuitError, BLINDING_ROWS};
+use proofmill_circuits::{
+    poseidon, CatalogCircuit, ChainFields, ChainLayout, CircuitError, BLINDING_ROWS,
+};
 use snark_verifier_sdk::{
     halo2::{
         aggregation::{AggregationCircuit, AggregationConfigParams, VerifierUniversality},
@@ -102,6 +104,13 @@ pub enum CircuitNameError {
         /// Inputs it has.
         got: usize,
     },
+    /// An aggregation of bridged-chain proofs (`rollup/…`) and others: their public inputs
+    /// do not chain.
+    #[error("circuit name: the aggregate( at byte {at} mixes rollup circuits with others; an aggregation folds one kind")]
+    MixedFamilies {
+        /// Where it starts.
+        at: usize,
+    },
     /// A part that is not in the catalog.
     #[error("circuit name: {0}")]
     Unknown(#[from] CircuitError),
@@ -153,6 +162,10 @@ impl NameParser<'_> {
                     at: start,
                     got: children.len(),
                 });
+            }
+            let bridged = |c: &ProofCircuit| c.chain_layout().chain.is_some();
+            if children.iter().any(bridged) && !children.iter().all(bridged) {
+                return Err(CircuitNameError::MixedFamilies { at: start });
             }
             return Ok(ProofCircuit::Aggregate(children));
         }
@@ -214,19 +227,19 @@ impl ProofCircuit {
     pub fn num_instances(&self) -> usize {
         match self {
             Self::App(c) => c.num_instances(),
-            Self::Aggregate(_) => ACCUMULATOR_LEN + 3,
+            Self::Aggregate(children) => match aggregate_layout(children).chain {
+                Some(_) => ACCUMULATOR_LEN + 9,
+                None => ACCUMULATOR_LEN + 3,
+            },
         }
     }
 
-    /// Where `(old_root, new_root, commitment)` sit among the public inputs.
-    fn chain_layout(&self) -> ChainLayout {
+    /// Where the start and end states (and a bridged chain's fields) sit among the public
+    /// inputs.
+    pub fn chain_layout(&self) -> ChainLayout {
         match self {
             Self::App(c) => c.chain_layout(),
-            Self::Aggregate(_) => ChainLayout {
-                old_root: ACCUMULATOR_LEN,
-                new_root: ACCUMULATOR_LEN + 1,
-                commitment: ACCUMULATOR_LEN + 2,
-            },
+            Self::Aggregate(children) => aggregate_layout(children),
         }
     }
 
@@ -363,8 +376,62 @@ fn build(
     let first_old = previous[0][children[0].chain_layout().old_root];
     let last = previous.len() - 1;
     let last_new = previous[last][children[last].chain_layout().new_root];
-    agg.builder.assigned_instances[0].extend([first_old, last_new, epoch]);
+    let mut exposed = vec![first_old, last_new, epoch];
+    // A bridged chain's stretch: one chain, one global exit root, the local exit tree chained
+    // like the state, the totals added up (the same nine public inputs as one batch's).
+    let fields: Option<Vec<ChainFields>> =
+        children.iter().map(|c| c.chain_layout().chain).collect();
+    if let Some(fields) = fields {
+        let at = |i: usize, pick: fn(&ChainFields) -> usize| previous[i][pick(&fields[i])];
+        for i in 1..previous.len() {
+            ctx.constrain_equal(&at(0, |f| f.chain_id), &at(i, |f| f.chain_id));
+            ctx.constrain_equal(
+                &at(0, |f| f.global_exit_root),
+                &at(i, |f| f.global_exit_root),
+            );
+            ctx.constrain_equal(&at(i - 1, |f| f.new_exit_root), &at(i, |f| f.old_exit_root));
+        }
+        let exited: Vec<_> = (0..previous.len())
+            .map(|i| at(i, |f| f.exited_total))
+            .collect();
+        let claimed: Vec<_> = (0..previous.len())
+            .map(|i| at(i, |f| f.claimed_total))
+            .collect();
+        let exited = range.gate().sum(ctx, exited);
+        let claimed = range.gate().sum(ctx, claimed);
+        exposed.extend([
+            at(0, |f| f.chain_id),
+            at(0, |f| f.old_exit_root),
+            at(last, |f| f.new_exit_root),
+            at(0, |f| f.global_exit_root),
+            exited,
+            claimed,
+        ]);
+    }
+    agg.builder.assigned_instances[0].extend(exposed);
     agg
+}
+
+/// Where an aggregate of `children` keeps its chain's fields: after the accumulator and the
+/// state roots and commitment, in a batch's order, when its children are bridged chains.
+fn aggregate_layout(children: &[ProofCircuit]) -> ChainLayout {
+    let base = ACCUMULATOR_LEN;
+    ChainLayout {
+        old_root: base,
+        new_root: base + 1,
+        commitment: base + 2,
+        chain: children
+            .iter()
+            .all(|c| c.chain_layout().chain.is_some())
+            .then_some(ChainFields {
+                chain_id: base + 3,
+                old_exit_root: base + 4,
+                new_exit_root: base + 5,
+                global_exit_root: base + 6,
+                exited_total: base + 7,
+                claimed_total: base + 8,
+            }),
+    }
 }
 
 /// The aggregation of `children` laid out for keygen (dummy inner proofs of the right shape,
@@ -487,7 +554,44 @@ impl Prover {
             values.push(input.instance_values()?.remove(0));
             children.push(child);
         }
+        if let Err(e) = ProofCircuit::parse(&ProofCircuit::Aggregate(children.clone()).name()) {
+            return Err(ProverError::Aggregation(e.to_string()));
+        }
         for i in 1..inputs.len() {
+            if let (Some(a), Some(b)) = (
+                children[i - 1].chain_layout().chain,
+                children[i].chain_layout().chain,
+            ) {
+                let hex = proofmill_circuits::field::to_hex;
+                let (prev, this) = (&values[i - 1], &values[i]);
+                if prev[a.chain_id] != this[b.chain_id] {
+                    return Err(ProverError::Aggregation(format!(
+                        "inputs[{i}] is a batch of chain {} but inputs[{}] of chain {}: an aggregate covers one chain",
+                        hex(&this[b.chain_id]),
+                        i - 1,
+                        hex(&prev[a.chain_id])
+                    )));
+                }
+                if prev[a.new_exit_root] != this[b.old_exit_root] {
+                    return Err(ProverError::Aggregation(format!(
+                        "inputs[{i}] starts at local exit root {} but inputs[{}] ends at {}: the proofs are out of order or there is a gap",
+                        hex(&this[b.old_exit_root]),
+                        i - 1,
+                        hex(&prev[a.new_exit_root])
+                    )));
+                }
+                if values[0][children[0]
+                    .chain_layout()
+                    .chain
+                    .map_or(0, |f| f.global_exit_root)]
+                    != this[b.global_exit_root]
+                {
+                    return Err(ProverError::Aggregation(format!(
+                        "inputs[{i}] was proven against global exit root {} but inputs[0] against another: one aggregate covers one epoch's global exit root",
+                        hex(&this[b.global_exit_root])
+                    )));
+                }
+            }
             let ended = values[i - 1][children[i - 1].chain_layout().new_root];
             let started = values[i][children[i].chain_layout().old_root];
             if ended != started {

@@ -6,7 +6,8 @@
 //! refreshed in the background every [`KEY_REFRESH`] (a key added with `proofmill keys add`
 //! works within that time), so a wrong key costs one hash and stays a 401 while the database
 //! is down. Failed attempts are counted per client address; past the configured rate they get
-//! 429s until the minute is over.
+//! 429s until the minute is over (a valid key always passes: the limit slows down guessing,
+//! not the tenants behind the same address).
 
 use std::{
     collections::HashMap,
@@ -176,19 +177,6 @@ impl KeyRing {
         error
     }
 
-    /// True while `client` is over its failed-attempt limit.
-    fn throttled(&self, client: Option<IpAddr>) -> Option<ApiError> {
-        let ip = client?;
-        let failures = self.failures.lock().ok()?;
-        let (since, count) = failures.get(&ip)?;
-        let elapsed = since.elapsed();
-        (elapsed < Duration::from_secs(60) && *count > self.config.max_auth_failures_per_minute)
-            .then(|| ApiError::TooManyAuthFailures {
-                limit: self.config.max_auth_failures_per_minute,
-                retry_after_secs: 60u64.saturating_sub(elapsed.as_secs()).max(1),
-            })
-    }
-
     /// The caller presenting `authorization` (the header's value) from `client`.
     pub fn authenticate(
         &self,
@@ -197,9 +185,6 @@ impl KeyRing {
     ) -> Result<Caller, ApiError> {
         if self.is_open() {
             return Ok(self.caller(OPEN_TENANT, true));
-        }
-        if let Some(throttled) = self.throttled(client) {
-            return Err(throttled);
         }
         let Some(value) = authorization else {
             return Err(ApiError::Unauthorized(

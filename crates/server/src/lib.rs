@@ -190,6 +190,11 @@ pub async fn run(
     let ks = tokio::task::spawn_blocking(ks_in_use)
         .await
         .map_err(|e| ServerError::Startup(format!("sizing the catalog: {e}")))?;
+    let store = open_store(&config).await?;
+    let keys = KeyRing::load(config.clone(), store.clone()).await?;
+    if keys.is_open() && public {
+        return Err(ServerError::OpenNonLoopback { addr });
+    }
     if public && !config.allow_development_srs {
         let srs = proofmill_prover::SrsStore::new(config.data_dir.join("srs"));
         if let Some(&k) = ks.iter().find(|&&k| srs.ceremony_file(k).is_none()) {
@@ -199,11 +204,6 @@ pub async fn run(
                 srs_dir: srs.dir().to_owned(),
             });
         }
-    }
-    let store = open_store(&config).await?;
-    let keys = KeyRing::load(config.clone(), store.clone()).await?;
-    if keys.is_open() && public {
-        return Err(ServerError::OpenNonLoopback { addr });
     }
     if keys.is_open() {
         tracing::warn!(%addr, "no API keys configured: open to loopback callers as tenant `default`");

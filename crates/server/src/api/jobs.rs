@@ -125,7 +125,9 @@ impl<'de> Deserialize<'de> for JobRequest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let value = serde_json::Value::deserialize(deserializer)?;
-        fn read<T: serde::de::DeserializeOwned, E: Error>(value: serde_json::Value) -> Result<T, E> {
+        fn read<T: serde::de::DeserializeOwned, E: Error>(
+            value: serde_json::Value,
+        ) -> Result<T, E> {
             serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
                 E::custom(format!("{path}: {}", e.into_inner()))
