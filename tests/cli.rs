@@ -270,13 +270,31 @@ fn selftest_checks_every_backend_and_says_when_gpus_are_skipped() {
 
 #[test]
 fn cuda_backend_without_a_gpu_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
     if proofmill_accel::DeviceInventory::probe()
         .first_usable_gpu()
         .is_some()
     {
-        return; // this machine has a GPU: covered by selftest
+        // A GPU is here, so there is no refusal to see: the cuda backend must work instead.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** cuda_backend_without_a_gpu_is_refused_with_the_reason: this machine has a GPU; checking that --backend cuda works instead ***\n"
+        );
+        let out = proofmill(
+            &[
+                "--backend",
+                "cuda",
+                "selftest",
+                "--no-prove",
+                "--max-log",
+                "12",
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let out = proofmill(
         &[
             "--backend",

@@ -7,7 +7,8 @@
 //! - [`tenants`]: keys, isolation, limits, fair sharing of the devices;
 //! - [`lifecycle`]: `kill -9`, restarts, SIGTERM;
 //! - [`s3`]: proofs in an S3-compatible bucket, and its outage;
-//! - [`cluster`]: several nodes on one PostgreSQL.
+//! - [`cluster`]: several nodes on one PostgreSQL;
+//! - [`openapi`]: the whole API, property-based, from its own OpenAPI document (schemathesis).
 //!
 //! Real proofs are few (transfer_batch/d16-b8, k=17, ~30 s each on 2 cores): one proved job
 //! carries most assertions; validation, tenant and cancel tests never reach the prover.
@@ -22,6 +23,7 @@ mod cluster;
 mod input;
 mod jobs;
 mod lifecycle;
+mod openapi;
 mod s3;
 mod tenants;
 

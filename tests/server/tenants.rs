@@ -260,7 +260,11 @@ async fn no_proving_worker_is_refused_with_the_reason() {
         .first_usable_gpu()
         .is_some()
     {
-        eprintln!("no_proving_worker_is_refused_with_the_reason: a GPU is usable here, so the no-GPU half is skipped");
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** no_proving_worker_is_refused_with_the_reason: a GPU is usable here, so the no-GPU half does not apply ***\n"
+        );
         return;
     }
     config.gpu_workers = true;

@@ -104,6 +104,11 @@ impl BasesHandle {
         self.backend
     }
 
+    /// The id of the backend instance that owns the data.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
     /// The backend-private data, when it is of type `T`.
     pub(crate) fn inner<T: Any>(&self) -> Option<&T> {
         self.inner.downcast_ref::<T>()
@@ -177,8 +182,10 @@ pub fn omega_for(log_n: u32) -> Fr {
 ///
 /// Callers use the provided checked methods ([`load_bases`](Backend::load_bases),
 /// [`msm`](Backend::msm), [`ntt`](Backend::ntt)); backends implement the `_unchecked`
-/// methods, which may assume the checks passed. Every backend computes exactly the same
-/// function as [`crate::CpuBackend`] (and hence as halo2curves / halo2_proofs).
+/// methods, which may assume the checks passed. Those are `unsafe fn`: a GPU backend reads
+/// device memory by the sizes it is given, so a call that breaks the stated conditions can
+/// read past a buffer (icicle's wrappers draw the same line). Every backend computes exactly
+/// the same function as [`crate::CpuBackend`] (and hence as halo2curves / halo2_proofs).
 pub trait Backend: Send + Sync + fmt::Debug {
     /// Which implementation this is.
     fn kind(&self) -> BackendKind;
@@ -192,18 +199,28 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Make `bases` resident. No validation needed beyond what [`Backend::load_bases`] did.
     fn load_bases_unchecked(&self, bases: &[G1Affine]) -> Result<BasesHandle, AccelError>;
 
-    /// `sum_i scalars[i] * bases[i]` over the first `scalars.len()` bases. May assume the
-    /// handle is this instance's, `scalars.len() <= bases.len()` and `scalars` non-empty.
-    fn msm_unchecked(
+    /// `sum_i scalars[i] * bases[i]` over the first `scalars.len()` bases.
+    ///
+    /// # Safety
+    /// The handle is this instance's, `scalars.len() <= bases.len()`, `scalars` is not empty
+    /// and `cfg.window_bits` is within the supported range ([`Backend::msm`] checks all of
+    /// it). A GPU backend reads `scalars.len()` resident bases whatever the handle holds.
+    #[allow(unsafe_code)] // the contract above; the checked `msm` is the safe entry point
+    unsafe fn msm_unchecked(
         &self,
         bases: &BasesHandle,
         scalars: &[Fr],
         cfg: &MsmConfig,
     ) -> Result<G1, AccelError>;
 
-    /// In-place transform of `values.len() / 2^log_n` consecutive vectors. May assume
-    /// `log_n <= MAX_LOG_NTT_SIZE`, a non-zero multiple length and a non-zero coset.
-    fn ntt_unchecked(
+    /// In-place transform of `values.len() / 2^log_n` consecutive vectors.
+    ///
+    /// # Safety
+    /// `log_n <= MAX_LOG_NTT_SIZE`, `values.len()` is a non-zero multiple of `2^log_n` and
+    /// the coset generator, if any, is not zero ([`Backend::ntt`] checks all of it). A GPU
+    /// backend sizes its device buffers and launches by these numbers.
+    #[allow(unsafe_code)] // the contract above; the checked `ntt` is the safe entry point
+    unsafe fn ntt_unchecked(
         &self,
         values: &mut [Fr],
         log_n: u32,
@@ -245,7 +262,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
         if scalars.is_empty() {
             return Ok(G1::identity());
         }
-        self.msm_unchecked(bases, scalars, cfg)
+        // SAFETY: the handle's owner, the sizes and the window were checked above.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.msm_unchecked(bases, scalars, cfg)
+        }
     }
 
     /// Batched in-place NTT: `values` holds `values.len() / 2^log_n` vectors back to back,
@@ -270,6 +291,10 @@ pub trait Backend: Send + Sync + fmt::Debug {
                 return Err(AccelError::ZeroCosetGenerator);
             }
         }
-        self.ntt_unchecked(values, log_n, cfg)
+        // SAFETY: the size, the length and the coset were checked above.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.ntt_unchecked(values, log_n, cfg)
+        }
     }
 }

@@ -15,10 +15,7 @@ use halo2curves::bn256::{Fr, G1Affine, G1};
 use crate::backend::next_instance_id;
 use crate::{AccelError, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig};
 
-#[allow(unused_imports)]
-pub(crate) use msm::{booth_digit, default_window, scalar_limbs};
-#[allow(unused_imports)]
-pub(crate) use ntt::{bit_reverse_permute, twiddle_table};
+pub(crate) use ntt::twiddle_table;
 
 /// Twiddle tables by (log_n, inverse).
 type TwiddleCache = HashMap<(u32, bool), Arc<Vec<Fr>>>;
@@ -83,7 +80,8 @@ impl Backend for CpuBackend {
         ))
     }
 
-    fn msm_unchecked(
+    #[allow(unsafe_code)] // Backend's contract; called only by the checked `msm`
+    unsafe fn msm_unchecked(
         &self,
         bases: &BasesHandle,
         scalars: &[Fr],
@@ -95,12 +93,13 @@ impl Backend for CpuBackend {
                 expected: BackendKind::Cpu,
                 expected_instance: self.instance,
                 got: bases.backend(),
-                got_instance: 0,
+                got_instance: bases.instance(),
             })?;
         Ok(msm::msm(cpu_bases, scalars, cfg.window_bits))
     }
 
-    fn ntt_unchecked(
+    #[allow(unsafe_code)] // Backend's contract; called only by the checked `ntt`
+    unsafe fn ntt_unchecked(
         &self,
         values: &mut [Fr],
         log_n: u32,

@@ -317,12 +317,11 @@ pub fn keygen_layout(
 ) -> Result<BaseCircuitBuilder<Fr>, ProverError> {
     let shape = circuit.shape();
     if srs.k() != shape.k {
-        return Err(ProverError::Internal(format!(
-            "SRS has k={} but {} needs k={}",
-            srs.k(),
-            circuit.name(),
-            shape.k
-        )));
+        return Err(ProverError::SrsSize {
+            circuit: circuit.name(),
+            srs_k: srs.k(),
+            needed_k: shape.k,
+        });
     }
     let mut builder = builder_for(circuit, CircuitBuilderStage::Keygen);
     circuit.synthesize(&mut builder, &circuit.keygen_witness())?;
@@ -336,9 +335,12 @@ pub fn keygen_builder(
     srs: &Srs,
     builder: &BaseCircuitBuilder<Fr>,
 ) -> Result<CircuitKeys, ProverError> {
-    let vk = keygen_vk(srs.params(), builder).map_err(|e| ProverError::Keygen(e.to_string()))?;
-    let pk =
-        keygen_pk(srs.params(), vk, builder).map_err(|e| ProverError::Keygen(e.to_string()))?;
+    let failed = |e: halo2_base::halo2_proofs::plonk::Error| ProverError::Keygen {
+        circuit: name.to_owned(),
+        message: e.to_string(),
+    };
+    let vk = keygen_vk(srs.params(), builder).map_err(failed)?;
+    let pk = keygen_pk(srs.params(), vk, builder).map_err(failed)?;
     Ok(CircuitKeys {
         circuit: name.to_owned(),
         vk_hash: vk_hash(pk.get_vk()),

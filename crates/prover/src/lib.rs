@@ -84,11 +84,31 @@ pub enum ProverError {
         message: String,
     },
     /// Key generation failed.
-    #[error("key generation failed: {0}")]
-    Keygen(String),
+    #[error("key generation of {circuit} failed: {message}")]
+    Keygen {
+        /// The circuit.
+        circuit: String,
+        /// halo2's error.
+        message: String,
+    },
     /// halo2 could not create the proof.
-    #[error("proof generation failed: {0}")]
-    Proving(String),
+    #[error("proving {circuit} failed: {message}")]
+    Proving {
+        /// The circuit.
+        circuit: String,
+        /// halo2's error.
+        message: String,
+    },
+    /// The SRS loaded for a circuit has another size than the circuit needs.
+    #[error("the SRS has k={srs_k} but {circuit} needs k={needed_k}")]
+    SrsSize {
+        /// The circuit.
+        circuit: String,
+        /// The SRS's k.
+        srs_k: u32,
+        /// The circuit's k.
+        needed_k: u32,
+    },
     /// The stock verifier rejected a proof this prover just made: a bug, never shipped.
     #[error("self-check failed: the stock halo2 verifier rejected the proof just generated for {circuit}; it was not returned")]
     SelfCheckFailed {
@@ -310,6 +330,13 @@ impl Prover {
         let circuit = ProofCircuit::parse(&envelope.circuit)?;
         let instances = envelope.instance_values()?;
         let proof = envelope.proof_bytes()?;
+        if source == KeySource::Existing && self.keys.cached(&circuit.name()).is_empty() {
+            // Without keys there is nothing to check against: say so before loading an SRS.
+            return Err(ProverError::KeysMissing {
+                circuit: circuit.name(),
+                reason: "this appliance has never made or fetched them".to_owned(),
+            });
+        }
         let invalid = |reason: String| {
             Ok(Verdict {
                 valid: false,
@@ -393,7 +420,10 @@ fn create(
             StdRng::from_entropy(),
             &mut t,
         )
-        .map_err(|e| ProverError::Proving(e.to_string()))?;
+        .map_err(|e| ProverError::Proving {
+            circuit: keys.circuit.clone(),
+            message: e.to_string(),
+        })?;
         Ok(t.finalize())
     }
     let instances: Vec<&[Fr]> = instances.iter().map(Vec::as_slice).collect();

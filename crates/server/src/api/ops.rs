@@ -222,6 +222,17 @@ pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
             }
         }
     }
+    // The catalog's names are what `/v1/circuits/{name}` serves (others are 404s).
+    if let Some(parameters) = doc
+        .pointer_mut("/paths/~1v1~1circuits~1{name}/get/parameters")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for parameter in parameters {
+            if parameter["name"] == "name" {
+                parameter["schema"] = serde_json::json!({ "type": "string", "enum": names });
+            }
+        }
+    }
     Json(doc)
 }
 
