@@ -308,3 +308,58 @@ fn cuda_backend_without_a_gpu_is_refused_with_the_reason() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("backend cuda"), "{}", text(&out));
 }
+
+#[test]
+fn example_batch_writes_signed_rollup_batches_for_a_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = proofmill(
+        &[
+            "example-batch",
+            "--circuit",
+            "rollup/d8-t2-e1-c1",
+            "--chain-id",
+            "7",
+            "--exits",
+            "--claims",
+            "--count",
+            "2",
+            "--out",
+            "r.json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r-1.json")).unwrap())
+            .unwrap();
+    assert_eq!(first["chain_id"], 7);
+    assert_eq!(first["exits"].as_array().unwrap().len(), 1);
+    assert_eq!(first["claims"].as_array().unwrap().len(), 1);
+    assert!(first["transfers"][0]["signature"]["R8"].is_array());
+    // Both batches are valid inputs of the circuit, the second where the first ended.
+    let circuit = proofmill_circuits::lookup("rollup/d8-t2-e1-c1").unwrap();
+    for name in ["r-1.json", "r-2.json"] {
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap())
+                .unwrap();
+        circuit.parse_input(&value).unwrap();
+    }
+    // Without --exits and --claims: transfers only.
+    let out = proofmill(
+        &["example-batch", "--circuit", "rollup/d8-t2-e1-c1", "--out", "t.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plain: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("t.json")).unwrap())
+            .unwrap();
+    assert!(plain["exits"].as_array().is_none_or(Vec::is_empty));
+    assert!(plain["claims"].as_array().is_none_or(Vec::is_empty));
+    // The chain options are refused for a circuit without chains.
+    let out = proofmill(
+        &["example-batch", "--circuit", "transfer_batch/d16-b8", "--chain-id", "3"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("rollup circuits"), "{}", text(&out));
+}

@@ -124,10 +124,9 @@ impl KeyStore {
         }
     }
 
-    /// Directory of one circuit's keys under one SRS. Names of deep aggregation trees are
+    /// Directory of one circuit's keys, under every SRS. Names of deep aggregation trees are
     /// long, so the directory is a readable prefix plus a hash of the full name.
-    pub fn key_dir(&self, circuit: &str, srs_id: &str) -> PathBuf {
-        let id = srs_id.trim_start_matches("0x");
+    fn circuit_dir(&self, circuit: &str) -> PathBuf {
         let readable: String = circuit
             .chars()
             .map(|c| {
@@ -140,9 +139,14 @@ impl KeyStore {
             .take(60)
             .collect();
         let digest = hex::encode(&Sha256::digest(circuit.as_bytes())[..6]);
-        self.dir
-            .join(format!("{readable}-{digest}"))
-            .join(&id[..id.len().min(16)])
+        self.dir.join(format!("{readable}-{digest}"))
+    }
+
+    /// Directory of one circuit's keys under one SRS: the circuit's directory, then the first
+    /// 16 hex digits of the SRS id.
+    pub fn key_dir(&self, circuit: &str, srs_id: &str) -> PathBuf {
+        let id = srs_id.trim_start_matches("0x");
+        self.circuit_dir(circuit).join(&id[..id.len().min(16)])
     }
 
     /// The keys for catalog circuit `circuit` under `srs`: from memory, else from disk, else
@@ -162,10 +166,7 @@ impl KeyStore {
     /// The keys of `name` on disk, under every SRS, as their metadata describes them: what
     /// listing the catalog shows without loading an SRS or a key (a few small files read).
     pub fn cached(&self, name: &str) -> Vec<CachedKey> {
-        let Some(circuit_dir) = self.key_dir(name, "").parent().map(Path::to_path_buf) else {
-            return Vec::new();
-        };
-        let Ok(entries) = fs::read_dir(&circuit_dir) else {
+        let Ok(entries) = fs::read_dir(self.circuit_dir(name)) else {
             return Vec::new();
         };
         let mut found: Vec<CachedKey> = entries
