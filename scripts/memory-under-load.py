@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
 """Peak memory of a `proofmill serve` node under a queue and stream load (docs/operations.md,
-"Limits and abuse"): one long proof keeps the device busy, then JOBS aggregate jobs with about
-SIZE_MB of input each are queued behind it, STREAMS event streams are opened on them, and the
-job list is read at its largest page size again and again. The node's resident memory is
-sampled throughout (/proc/PID/status) and reported per phase, with its peak (VmHWM).
+"Limits and abuse").
 
-    usage: scripts/memory-under-load.py [--binary target/release/proofmill] [--jobs 1000]
-                                        [--size-mb 1] [--streams 200]
+Two nodes share a fresh PostgreSQL database: a worker node, which proves one long job (the
+load's jobs wait for it), and the measured node, which takes the load and proves nothing (its
+CPU worker may use 1 MiB, so every job is left to the worker node): JOBS aggregate jobs with
+about SIZE_MB of input each are submitted to it, STREAMS event streams are opened on them, and
+its job list is read at its largest page size again and again. The measured node's resident
+memory is sampled throughout (/proc/PID/status) and reported per phase, with its peak (VmHWM):
+what a node's API, job store, dispatcher and streams cost, without a proof's memory.
 
-Standard library only. The node runs on loopback with a throwaway data directory.
+    usage: scripts/memory-under-load.py --database-url postgres://USER@HOST:PORT/postgres
+               [--binary target/release/proofmill] [--jobs 1000] [--size-mb 1] [--streams 200]
+
+The admin URL's server gets a database of its own (created with psql). Standard library only.
 """
 
 import argparse
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -44,8 +50,27 @@ def request(port, method, path, body=None):
     return response.status, data
 
 
+def psql():
+    for candidate in ["psql"] + [f"/usr/lib/postgresql/{v}/bin/psql" for v in range(20, 11, -1)]:
+        if shutil.which(candidate) or os.path.exists(candidate):
+            return candidate
+    sys.exit("memory-under-load: psql not found")
+
+
+def start_node(binary, config):
+    node = subprocess.Popen(
+        [binary, "--backend", "cpu", "serve", "--config", config],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = node.stdout.readline()
+    return node, int(line.strip().rsplit(":", 1)[1])
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", required=True, help="an admin URL of a PostgreSQL server")
     parser.add_argument("--binary", default="target/release/proofmill")
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--size-mb", type=float, default=1.0)
@@ -53,26 +78,28 @@ def main():
     parser.add_argument("--busy-circuit", default="rollup/d24-t16-e4-c4")
     args = parser.parse_args()
 
+    name = f"pm_memory_{random.getrandbits(48):012x}"
+    subprocess.run([psql(), args.database_url, "-qc", f"CREATE DATABASE {name}"], check=True)
+    database = args.database_url.rsplit("/", 1)[0] + "/" + name
     data = tempfile.mkdtemp(prefix="proofmill-memory-")
-    config = os.path.join(data, "config.toml")
-    with open(config, "w") as f:
-        f.write(
-            "listen = \"127.0.0.1:0\"\n"
-            f"data_dir = {json.dumps(data)}\n"
-            "max_queued_jobs_per_tenant = 100000\n"
-            f"max_event_streams_per_tenant = {args.streams + 16}\n"
-            f"max_body_bytes = {int(args.size_mb * 2 * (1 << 20)) + (1 << 20)}\n"
-            "cpu_workers = 1\ngpu_workers = false\n"
-        )
-    server = subprocess.Popen(
-        [args.binary, "--backend", "cpu", "serve", "--config", config],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    limit = int(args.size_mb * 2 * (1 << 20)) + (1 << 20)
+    common = (
+        f"data_dir = {json.dumps(data)}\n"
+        f"database_url = {json.dumps(database)}\n"
+        "listen = \"127.0.0.1:0\"\n"
+        "max_queued_jobs_per_tenant = 100000\n"
+        f"max_event_streams_per_tenant = {args.streams + 16}\n"
+        f"max_body_bytes = {limit}\n"
+        "gpu_workers = false\nlease_secs = 30\n"
     )
-    line = server.stdout.readline()
-    port = int(line.strip().rsplit(":", 1)[1])
-    pid = server.pid
+    configs = {}
+    for node, extra in [("worker", ""), ("api", f"cpu_memory_bytes = {1 << 20}\n")]:
+        configs[node] = os.path.join(data, f"{node}.toml")
+        with open(configs[node], "w") as f:
+            f.write(common + f"node_id = \"{node}\"\n" + extra)
+    worker, _ = start_node(args.binary, configs["worker"])
+    api, port = start_node(args.binary, configs["api"])
+    pid = api.pid
     samples = []
     phase = ["start"]
     stop = threading.Event()
@@ -85,13 +112,13 @@ def main():
                 return
             time.sleep(0.25)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    threading.Thread(target=sample, daemon=True).start()
+    streams = []
     try:
-        status, example = request(port, "GET", "/healthz")
+        status, _ = request(port, "GET", "/healthz")
         assert status == 200
-        # The device is kept busy by one long proof (its keygen comes first on a fresh data
-        # directory): everything queued after it waits.
+        # The worker node proves one long job (its keygen comes first on a fresh data
+        # directory); everything queued after it waits for it.
         out = subprocess.run(
             [args.binary, "example-batch", "--circuit", args.busy_circuit],
             capture_output=True, text=True, check=True,
@@ -100,12 +127,15 @@ def main():
         status, accepted = request(port, "POST", "/v1/jobs", body)
         assert status == 202, accepted
         busy = json.loads(accepted)["id"]
-        while json.loads(request(port, "GET", f"/v1/jobs/{busy}")[1])["status"] != "running":
+        while True:
+            view = json.loads(request(port, "GET", f"/v1/jobs/{busy}")[1])
+            if view["status"] == "running":
+                assert view["node"] == "worker", view
+                break
             time.sleep(0.2)
-        phase[0] = "busy, idle API"
+        phase[0] = "idle"
         time.sleep(10)
 
-        # JOBS aggregate jobs of SIZE_MB each, waiting for the busy job.
         half = int(args.size_mb * (1 << 20) / 2)
         envelope = {
             "format": "proofmill-proof/1", "circuit": "transfer_batch/d16-b8", "k": 17,
@@ -114,7 +144,7 @@ def main():
             "proof": "0x" + "ab" * (half // 2),
         }
         payload = json.dumps({"type": "aggregate", "inputs": [{"job": busy}, {"proof": envelope}, {"proof": envelope}]})
-        phase[0] = f"submitting {args.jobs} jobs of {len(payload) / (1 << 20):.2f} MiB"
+        phase[0] = f"{args.jobs} jobs of {len(payload) / (1 << 20):.2f} MiB submitted"
         started = time.time()
         ids = []
         for _ in range(args.jobs):
@@ -122,10 +152,9 @@ def main():
             assert status == 202, accepted[:300]
             ids.append(json.loads(accepted)["id"])
         submit_seconds = time.time() - started
+        time.sleep(5)
 
-        # STREAMS event streams on them, held open.
         phase[0] = f"{args.streams} event streams open"
-        streams = []
         for i in range(args.streams):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
             conn.request("GET", f"/v1/jobs/{ids[i % len(ids)]}/events")
@@ -133,32 +162,34 @@ def main():
             assert response.status == 200
             response.readline()
             streams.append((conn, response))
-        time.sleep(10)
+        time.sleep(15)
 
-        # The largest job lists, over and over, while the streams stay open.
-        phase[0] = "lists of 500 jobs, streams open"
+        phase[0] = "20 lists of 500 jobs, streams open"
         for _ in range(20):
-            status, page = request(port, "GET", "/v1/jobs?limit=500")
+            status, _ = request(port, "GET", "/v1/jobs?limit=500")
             assert status == 200
         time.sleep(5)
-        phase[0] = "end"
-        time.sleep(1)
+        status, view = request(port, "GET", f"/v1/jobs/{busy}")
+        still = json.loads(view)["status"]
         peak = rss_kib(pid, "VmHWM")
     finally:
         stop.set()
-        server.send_signal(signal.SIGKILL)
-        server.wait()
+        for node in (api, worker):
+            node.send_signal(signal.SIGKILL)
+            node.wait()
         shutil.rmtree(data, ignore_errors=True)
+        subprocess.run([psql(), args.database_url, "-qc", f"DROP DATABASE IF EXISTS {name}"])
 
-    print(f"queued {args.jobs} jobs of ~{args.size_mb} MiB in {submit_seconds:.1f} s; {args.streams} streams")
+    print(f"measured node: {args.jobs} jobs of ~{args.size_mb} MiB submitted in {submit_seconds:.1f} s, "
+          f"{args.streams} event streams, 20 lists of 500; the busy job was {still} at the end")
     seen = []
-    for name, _ in samples:
-        if name not in seen:
-            seen.append(name)
-    for name in seen:
-        values = [kib for n, kib in samples if n == name]
-        print(f"{name:<45} RSS max {max(values) / 1024:8.1f} MiB  (last {values[-1] / 1024:.1f} MiB)")
-    print(f"peak resident memory (VmHWM): {peak / 1024:.1f} MiB")
+    for n, _ in samples:
+        if n not in seen:
+            seen.append(n)
+    for n in seen:
+        values = [kib for p, kib in samples if p == n]
+        print(f"{n:<40} RSS max {max(values) / 1024:8.1f} MiB")
+    print(f"peak resident memory (VmHWM) {peak / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -340,24 +340,34 @@ fn example_batch_writes_signed_rollup_batches_for_a_chain() {
     let circuit = proofmill_circuits::lookup("rollup/d8-t2-e1-c1").unwrap();
     for name in ["r-1.json", "r-2.json"] {
         let value: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap();
         circuit.parse_input(&value).unwrap();
     }
     // Without --exits and --claims: transfers only.
     let out = proofmill(
-        &["example-batch", "--circuit", "rollup/d8-t2-e1-c1", "--out", "t.json"],
+        &[
+            "example-batch",
+            "--circuit",
+            "rollup/d8-t2-e1-c1",
+            "--out",
+            "t.json",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let plain: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("t.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("t.json")).unwrap()).unwrap();
     assert!(plain["exits"].as_array().is_none_or(Vec::is_empty));
     assert!(plain["claims"].as_array().is_none_or(Vec::is_empty));
     // The chain options are refused for a circuit without chains.
     let out = proofmill(
-        &["example-batch", "--circuit", "transfer_batch/d16-b8", "--chain-id", "3"],
+        &[
+            "example-batch",
+            "--circuit",
+            "transfer_batch/d16-b8",
+            "--chain-id",
+            "3",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

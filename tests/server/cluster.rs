@@ -316,3 +316,107 @@ async fn cluster_of_three_survives_postgres_and_node_restarts_under_load() {
         terminate(&mut node.child, Duration::from_secs(30));
     }
 }
+
+/// A job bigger than this node's largest device stays queued for a node whose device fits it,
+/// instead of failing: node-a lets its CPU worker prove in 256 MiB (too little for a
+/// transfer_batch/d16-b8 proof), node-b in all of the host's memory; the job submitted to
+/// node-a runs on node-b. And the API answers wrong keys with 401 while the database is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_too_big_for_this_node_runs_on_one_it_fits() {
+    let Some((_exclusive, url, dir)) = cluster_setup("cluster_placement").await else {
+        return;
+    };
+    let c = Client::new();
+    let small = node_config(dir.path(), &url, "node-a", 6);
+    let mut text = std::fs::read_to_string(&small).unwrap();
+    text.push_str(&format!(
+        "cpu_memory_bytes = {}\n[[tenants]]\nname = \"t\"\nkey_sha256 = \"{}\"\n",
+        256u64 << 20,
+        key_hash("t-key")
+    ));
+    std::fs::write(&small, text).unwrap();
+    let big = node_config(dir.path(), &url, "node-b", 6);
+    let mut text = std::fs::read_to_string(&big).unwrap();
+    text.push_str(&format!(
+        "[[tenants]]\nname = \"t\"\nkey_sha256 = \"{}\"\n",
+        key_hash("t-key")
+    ));
+    std::fs::write(&big, text).unwrap();
+    let a = spawn_serve(&small);
+    let b = spawn_serve(&big);
+    for base in [&a.url, &b.url] {
+        let start = Instant::now();
+        loop {
+            let r = c
+                .get(format!("{base}/v1/devices"))
+                .bearer_auth("t-key")
+                .send()
+                .await;
+            if let Ok(r) = r {
+                if r.status() == StatusCode::OK {
+                    let body: Value = r.json().await.unwrap();
+                    let nodes: Vec<&str> = body["devices"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(|d| d["node"].as_str())
+                        .collect();
+                    if nodes.contains(&"node-a") && nodes.contains(&"node-b") {
+                        break;
+                    }
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "cluster never formed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let (status, accepted) =
+        json_of(submit(&c, &a.url, &prove_request(61), Some("t-key")).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    let view = loop {
+        let r = c
+            .get(format!("{}/v1/jobs/{id}", a.url))
+            .bearer_auth("t-key")
+            .send()
+            .await
+            .unwrap();
+        let (_, view) = json_of(r).await;
+        if terminal(&view) {
+            break view;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "{view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["node"], "node-b", "{view}");
+    assert!(
+        attempts_of(&view).iter().all(|(node, _)| node == "node-b"),
+        "{view}"
+    );
+
+    // The database goes away: a wrong key is still a 401 (authentication reads no database),
+    // a valid key gets through to the 503 of the route that needs it.
+    pg::ctl("stop");
+    let r = c
+        .get(format!("{}/v1/jobs", a.url))
+        .bearer_auth("wrong-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = c
+        .get(format!("{}/v1/jobs", a.url))
+        .bearer_auth("t-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    pg::ctl("start");
+    drop(a);
+    drop(b);
+}

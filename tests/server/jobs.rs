@@ -386,3 +386,58 @@ async fn aggregate_job_waits_for_its_prove_jobs() {
     assert_eq!(verdict["valid"], true, "{verdict}");
     server.stop().await;
 }
+
+/// A keygen job is admitted, queued and counted like any other job: it ends succeeded with
+/// the keys' vk hash and no proof; with its keys made, proofs of the circuit verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_jobs_make_keys_and_have_no_proof() {
+    let server = TestServer::start(|_| {}).await;
+    let c = &server.client;
+    let base = server.url.clone();
+    let (status, accepted) =
+        json_of(submit(c, &base, &json!({"type":"keygen","circuit":CIRCUIT}), None).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let view = wait_for(c, &base, &id, Duration::from_secs(600), terminal).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["type"], "keygen");
+    assert!(
+        view["vk_hash"].as_str().unwrap().starts_with("0x"),
+        "{view}"
+    );
+    assert!(view.get("transcript").is_none(), "{view}");
+    assert_problem(
+        c.get(server.url(&format!("/v1/jobs/{id}/proof")))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "conflict",
+        "made keys",
+    )
+    .await;
+    // A keygen job cannot be an aggregate's input.
+    assert_problem(
+        submit(
+            c,
+            &base,
+            &json!({"type":"aggregate","inputs":[{"job":id},{"job":id}]}),
+            None,
+        )
+        .await,
+        422,
+        "invalid-request",
+        "no poseidon-transcript proof",
+    )
+    .await;
+    let (_, usage) = json_of(c.get(server.url("/v1/usage")).send().await.unwrap()).await;
+    assert!(
+        usage["usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["jobs"].as_i64().unwrap() >= 1),
+        "the keygen job is metered: {usage}"
+    );
+    server.stop().await;
+}

@@ -236,8 +236,8 @@ pub(crate) fn terminal(view: &Value) -> bool {
 
 /// A `proofmill serve` child process, with the URL it printed.
 pub(crate) struct ServeProcess {
-    child: Child,
-    url: String,
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 /// A test that fails leaves no server behind.

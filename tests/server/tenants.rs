@@ -496,3 +496,80 @@ async fn beyond_loopback_the_dev_srs_is_refused_and_metrics_need_an_admin_key() 
         .unwrap()
         .unwrap();
 }
+
+/// A tenant may hold `max_event_streams_per_tenant` event streams on a node; one more is a
+/// 429, and closing one frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_per_tenant() {
+    let server = TestServer::start(|c| {
+        c.tenants = vec![
+            tenant_with_key("alice", "alice-key"),
+            tenant_with_key("bob", "bob-key"),
+        ];
+        c.max_event_streams_per_tenant = 2;
+    })
+    .await;
+    let c = &server.client;
+    let (_, accepted) =
+        json_of(submit(c, &server.url, &prove_request(3), Some("alice-key")).await).await;
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let open = |key: &'static str| {
+        let c = c.clone();
+        let url = server.url(&format!("/v1/jobs/{id}/events"));
+        async move { c.get(url).bearer_auth(key).send().await.unwrap() }
+    };
+    let first = open("alice-key").await;
+    let second = open("alice-key").await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_problem(
+        open("alice-key").await,
+        429,
+        "too-busy",
+        "max_event_streams_per_tenant",
+    )
+    .await;
+    // Another tenant is not affected (and sees no stream of alice's job: 404).
+    assert_eq!(open("bob-key").await.status(), StatusCode::NOT_FOUND);
+    drop(first);
+    let start = Instant::now();
+    loop {
+        let r = open("alice-key").await;
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the closed stream's place never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(second);
+    let _ = c
+        .delete(server.url(&format!("/v1/jobs/{id}")))
+        .bearer_auth("alice-key")
+        .send()
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+/// A job that no device of any live node can hold fails at once, saying so (here the lone
+/// node's CPU worker may prove in 1 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_device_can_hold_fails_saying_so() {
+    let server = TestServer::start(|c| c.cpu_memory_bytes = Some(1 << 20)).await;
+    let c = &server.client;
+    let (_, accepted) = json_of(submit(c, &server.url, &prove_request(4), None).await).await;
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let view = wait_for(c, &server.url, &id, Duration::from_secs(60), terminal).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    let error = view["error"].as_str().unwrap();
+    assert!(
+        error.contains("no node of this cluster can run it") && error.contains("GiB"),
+        "{view}"
+    );
+    server.stop().await;
+}

@@ -411,5 +411,7 @@ fn cached_keys_are_listed_from_their_metadata() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].vk_hash, keys.vk_hash);
     assert_eq!(listed[0].srs_id, srs.srs_id());
-    assert!(KeyStore::new(dir.path()).cached("transfer_batch/d9-b9").is_empty());
+    assert!(KeyStore::new(dir.path())
+        .cached("transfer_batch/d9-b9")
+        .is_empty());
 }

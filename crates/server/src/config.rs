@@ -111,6 +111,10 @@ pub struct Config {
     /// Number of CPU proving workers (each proves one job at a time on all cores). May be 0
     /// when GPU workers prove everything.
     pub cpu_workers: usize,
+    /// Host memory the CPU workers may prove in, in bytes (default: all of it). A CPU worker
+    /// takes only jobs whose estimated memory fits; a job that fits no device of this node is
+    /// left to a node it fits.
+    pub cpu_memory_bytes: Option<u64>,
     /// One proving worker per usable GPU, each with the engine on its own GPU (when the
     /// proving engine is `auto` or `cuda`). CPU workers then prove with the CPU engine.
     pub gpu_workers: bool,
@@ -169,6 +173,7 @@ impl Default for Config {
             max_queued_jobs_per_tenant: 1000,
             shutdown_grace_secs: 30,
             cpu_workers: 1,
+            cpu_memory_bytes: None,
             gpu_workers: true,
             engine: proofmill_prover::engine::Engine::Auto,
             tenants: Vec::new(),
@@ -408,6 +413,7 @@ impl std::fmt::Debug for Config {
             )
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("cpu_workers", &self.cpu_workers)
+            .field("cpu_memory_bytes", &self.cpu_memory_bytes)
             .field("gpu_workers", &self.gpu_workers)
             .field("engine", &self.engine)
             .field("tenants", &self.tenants)

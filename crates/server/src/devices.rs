@@ -52,6 +52,10 @@ pub struct DeviceInfo {
     /// The engine it proves with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// The memory the operator lets it prove in (`cpu_memory_bytes`), which bounds
+    /// `memory_total_bytes` and `memory_free_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
     /// Whether jobs may be placed on it.
     pub usable: bool,
     /// Why not, when unusable.
@@ -83,6 +87,7 @@ impl DeviceInfo {
             uuid: device.uuid.clone(),
             ordinal: device.ordinal,
             engine: Some(device.engine.clone()),
+            memory_limit_bytes: None,
             usable: true,
             reason: None,
             jobs: Vec::new(),
@@ -106,8 +111,12 @@ impl DeviceInfo {
             }
             DeviceKind::Cpu => {
                 let (total, available) = host::memory();
-                self.memory_total_bytes = total;
-                self.memory_free_bytes = available;
+                let cap = |v: Option<u64>| match (v, self.memory_limit_bytes) {
+                    (Some(v), Some(limit)) => Some(v.min(limit)),
+                    (v, limit) => v.or(limit),
+                };
+                self.memory_total_bytes = cap(total);
+                self.memory_free_bytes = cap(available);
                 self.utilization = host::load_average().and_then(|load| {
                     self.cores
                         .map(|c| (load / f64::from(c.max(1))).clamp(0.0, 1.0))

@@ -264,7 +264,13 @@ pub async fn run(
     let infos: Vec<DeviceInfo> = devices
         .devices
         .iter()
-        .map(|d| DeviceInfo::of(d, &node))
+        .map(|d| {
+            let mut info = DeviceInfo::of(d, &node);
+            if info.kind == DeviceKind::Cpu {
+                info.memory_limit_bytes = config.cpu_memory_bytes;
+            }
+            info
+        })
         .collect();
     let telemetry = tokio::task::spawn_blocking({
         let infos = infos.clone();
