@@ -5,8 +5,6 @@ use std::{path::Path, process::ExitCode};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use crate::proving::install_engine;
-
 #[derive(Subcommand)]
 pub enum KeysAction {
     /// Create an API key for a tenant; the key is printed once and stored only hashed.
@@ -53,19 +51,13 @@ pub fn serve(
     data_dir: &Path,
     backend: proofmill_prover::engine::Engine,
 ) -> Result<ExitCode> {
-    use proofmill_prover::engine::Engine;
     let mut server = server_config(config, data_dir)?;
     if let Some(listen) = listen {
         server.listen = listen;
     }
+    // The server asks the prover's device layer for its devices, which also installs the
+    // process-wide engine (the CPU engine when GPU workers carry the GPUs).
     server.engine = backend;
-    // GPU workers carry their own GPU's engine; the process-wide engine is then what the CPU
-    // workers prove with.
-    let process_engine = match server.engine {
-        Engine::Auto | Engine::Cuda if server.gpu_workers => Engine::Cpu,
-        other => other,
-    };
-    install_engine(process_engine)?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(server.listen)
             .await

@@ -13,6 +13,8 @@
 
 pub mod circomlib;
 pub mod field;
+pub mod gadgets;
+pub mod json;
 pub mod poseidon;
 pub mod rollup;
 pub mod transfer_batch;

@@ -21,27 +21,7 @@ use crate::circomlib::{
     poseidon::hash_gadget,
 };
 
-/// Constrains `value == 0` whenever `condition` (a bit) is 1.
-fn assert_zero_when(
-    ctx: &mut Context<Fr>,
-    gate: &impl GateInstructions<Fr>,
-    value: AssignedValue<Fr>,
-    condition: AssignedValue<Fr>,
-) {
-    let gated = gate.mul(ctx, value, condition);
-    gate.assert_is_const(ctx, &gated, &Fr::ZERO);
-}
-
-fn equal_if_live(
-    ctx: &mut Context<Fr>,
-    gate: &impl GateInstructions<Fr>,
-    a: AssignedValue<Fr>,
-    b: AssignedValue<Fr>,
-    live: AssignedValue<Fr>,
-) {
-    let diff = gate.sub(ctx, a, b);
-    assert_zero_when(ctx, gate, diff, live);
-}
+use crate::gadgets::{assert_zero_when, equal_if_live};
 
 /// In-circuit [`super::root_from_path`]: the root reached from `leaf` along `path`, turning at
 /// each level by the index bit (least significant first).

@@ -7,7 +7,7 @@
 //! or decimal strings; public keys and signatures are written as circomlibjs's `BigInt`s print
 //! — decimal strings — and `0x`-hex is accepted too.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::RollupError;
 
@@ -16,7 +16,7 @@ use super::RollupError;
 #[serde(deny_unknown_fields)]
 pub struct RollupInput {
     /// The chain the batch is for.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub chain_id: u64,
     /// The chain's state before the batch (its hash is the public `old_state_root`).
     pub old_state: StateHeaderInput,
@@ -46,7 +46,7 @@ pub struct StateHeaderInput {
     /// Root of the local exit tree.
     pub exit_root: String,
     /// Exits made so far: the next free slot of the exit tree.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub exit_count: u64,
 }
 
@@ -69,10 +69,10 @@ pub struct LeafInput {
     /// The owner's Baby Jubjub public key `[Ax, Ay]`, decimal (or `0x`-hex) strings.
     pub public_key: [String; 2],
     /// Balance before the step.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub balance: u64,
     /// Nonce before the step.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub nonce: u64,
     /// Sibling hashes, leaf level first.
     pub path: Vec<String>,
@@ -83,16 +83,16 @@ pub struct LeafInput {
 #[serde(deny_unknown_fields)]
 pub struct TransferInput {
     /// Sender account.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub from: u64,
     /// Receiver account (existing; may equal `from`).
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub to: u64,
     /// Amount moved.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub amount: u64,
     /// The sender's nonce this transfer consumes.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub nonce: u64,
     /// The sender's signature of the transfer message.
     pub signature: SignatureInput,
@@ -107,19 +107,19 @@ pub struct TransferInput {
 #[serde(deny_unknown_fields)]
 pub struct ExitInput {
     /// Sender account.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub from: u64,
     /// Destination chain (not this one).
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub dest_chain: u64,
     /// Destination account on the destination chain.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub to: u64,
     /// Amount moved.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub amount: u64,
     /// The sender's nonce this exit consumes.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub nonce: u64,
     /// The sender's signature of the exit message.
     pub signature: SignatureInput,
@@ -134,22 +134,22 @@ pub struct ExitInput {
 #[serde(deny_unknown_fields)]
 pub struct ExitRecordInput {
     /// The chain the exit was made on.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub origin_chain: u64,
     /// Its slot in the origin chain's exit tree.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub index: u64,
     /// The sender account on the origin chain.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub from: u64,
     /// The destination chain.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub dest_chain: u64,
     /// The destination account.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub to: u64,
     /// The amount.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub amount: u64,
 }
 
@@ -160,7 +160,7 @@ pub struct ClaimInput {
     /// The exit claimed.
     pub exit: ExitRecordInput,
     /// The account credited (must be the exit's `to`).
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub account: u64,
     /// Siblings of the exit's leaf in the origin chain's exit tree.
     pub exit_path: Vec<String>,
@@ -175,37 +175,12 @@ pub struct ClaimInput {
 impl RollupInput {
     /// Parses a batch from JSON text, naming the exact place of a shape error.
     pub fn from_json(text: &str) -> Result<Self, RollupError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| RollupError::Json {
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })
+        crate::json::from_json(text).map_err(|(path, message)| RollupError::Json { path, message })
     }
 
     /// Parses a batch from an already-parsed JSON value (the `input` of a prove job).
     pub fn from_value(value: &serde_json::Value) -> Result<Self, RollupError> {
-        serde_path_to_error::deserialize(value).map_err(|e| RollupError::Json {
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })
-    }
-}
-
-fn u64_number_or_string<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrString {
-        Number(u64),
-        String(String),
-    }
-    match NumberOrString::deserialize(de).map_err(|_| {
-        serde::de::Error::custom(
-            "expected an unsigned 64-bit integer (a JSON number or a decimal string)",
-        )
-    })? {
-        NumberOrString::Number(n) => Ok(n),
-        NumberOrString::String(s) => s.parse::<u64>().map_err(|_| {
-            serde::de::Error::custom(format!("{s:?} is not an unsigned 64-bit decimal integer"))
-        }),
+        crate::json::from_value(value)
+            .map_err(|(path, message)| RollupError::Json { path, message })
     }
 }

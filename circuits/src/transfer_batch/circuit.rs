@@ -9,27 +9,7 @@ use halo2_base::{
 use super::{BatchWitness, LeafWitness, VALUE_BITS};
 use crate::poseidon::{compress_gadget, hash_gadget};
 
-/// Constrains `value == 0` whenever `condition` (a bit) is 1.
-fn assert_zero_when(
-    ctx: &mut Context<Fr>,
-    gate: &impl GateInstructions<Fr>,
-    value: AssignedValue<Fr>,
-    condition: AssignedValue<Fr>,
-) {
-    let gated = gate.mul(ctx, value, condition);
-    gate.assert_is_const(ctx, &gated, &Fr::ZERO);
-}
-
-fn equal_if_live(
-    ctx: &mut Context<Fr>,
-    gate: &impl GateInstructions<Fr>,
-    a: AssignedValue<Fr>,
-    b: AssignedValue<Fr>,
-    live: AssignedValue<Fr>,
-) {
-    let diff = gate.sub(ctx, a, b);
-    assert_zero_when(ctx, gate, diff, live);
-}
+use crate::gadgets::{assert_zero_when, equal_if_live};
 
 /// The root reached from `leaf` along `path`, turning at each level by the index bit.
 fn merkle_root(

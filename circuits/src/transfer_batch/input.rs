@@ -2,7 +2,7 @@
 //! its pre-state and Merkle path. Amounts, balances and nonces are 64-bit unsigned integers,
 //! written as JSON numbers or as decimal strings (for clients whose numbers are doubles).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::BatchError;
 
@@ -25,10 +25,10 @@ pub struct TransferInput {
     /// Receiver account id (leaf index); may equal `from`.
     pub to: u64,
     /// Amount moved.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub amount: u64,
     /// The sender's nonce this transfer consumes.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub nonce: u64,
     /// The sender leaf before the transfer, in the root before it.
     pub sender: LeafInput,
@@ -41,10 +41,10 @@ pub struct TransferInput {
 #[serde(deny_unknown_fields)]
 pub struct LeafInput {
     /// Balance before the step.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub balance: u64,
     /// Nonce before the step.
-    #[serde(deserialize_with = "u64_number_or_string")]
+    #[serde(deserialize_with = "crate::json::u64_number_or_string")]
     pub nonce: u64,
     /// True when the leaf is empty (an account that does not exist yet).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -56,37 +56,11 @@ pub struct LeafInput {
 impl BatchInput {
     /// Parses a batch from JSON, naming the exact place of a shape error.
     pub fn from_json(text: &str) -> Result<Self, BatchError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| BatchError::Json {
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })
+        crate::json::from_json(text).map_err(|(path, message)| BatchError::Json { path, message })
     }
 
     /// Parses a batch from an already-parsed JSON value (the `input` of a prove job).
     pub fn from_value(value: &serde_json::Value) -> Result<Self, BatchError> {
-        serde_path_to_error::deserialize(value).map_err(|e| BatchError::Json {
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })
-    }
-}
-
-fn u64_number_or_string<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrString {
-        Number(u64),
-        String(String),
-    }
-    match NumberOrString::deserialize(de).map_err(|_| {
-        serde::de::Error::custom(
-            "expected an unsigned 64-bit integer (a JSON number or a decimal string)",
-        )
-    })? {
-        NumberOrString::Number(n) => Ok(n),
-        NumberOrString::String(s) => s.parse::<u64>().map_err(|_| {
-            serde::de::Error::custom(format!("{s:?} is not an unsigned 64-bit decimal integer"))
-        }),
+        crate::json::from_value(value).map_err(|(path, message)| BatchError::Json { path, message })
     }
 }

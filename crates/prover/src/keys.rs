@@ -220,10 +220,11 @@ impl KeyStore {
             return Ok(keys.clone());
         }
         let dir = self.key_dir(name, srs.srs_id());
+        // Looked at before reading: a read that refuses a key removes it.
+        let cached = dir.join("meta.json").exists();
         let keys = match self.read(name, srs, &dir, layout) {
             Ok(keys) => keys,
             Err(reason) => {
-                let cached = dir.join("meta.json").exists();
                 if source == KeySource::Existing {
                     return Err(ProverError::KeysMissing {
                         circuit: name.to_owned(),

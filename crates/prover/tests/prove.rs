@@ -260,14 +260,15 @@ fn existing_keys_only_never_generate() {
 /// that matches it (all a bucket could offer), is discarded.
 #[test]
 fn a_fetched_key_is_checked_against_the_circuit_before_use() {
-    let config = |batch_size| {
+    // Two circuits of one size that differ (a tree one level deeper), so one SRS serves both.
+    let config = |depth| {
         CatalogCircuit::new(TransferBatchConfig {
-            depth: 3,
-            batch_size,
+            depth,
+            batch_size: 1,
             lookup_bits: 8,
         })
     };
-    let (ours, theirs) = (config(1), config(2));
+    let (ours, theirs) = (config(3), config(4));
     assert_eq!(ours.shape().k, theirs.shape().k, "same SRS for both");
     let srs = prover().srs_store().load(ours.shape().k).unwrap();
     let dir = tempfile::tempdir().unwrap();
