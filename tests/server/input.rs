@@ -322,7 +322,7 @@ async fn a_hostile_corpus_gets_4xx_problems_and_harms_nothing() {
         (format!(r#"{{"type":"prove","circuit":"{}","input":{{}}}}"#, "x".repeat(20_000)).into_bytes(), "unknown circuit"),
         (json!({"type":"aggregate","inputs":[{"proof":envelope(&deep_name)},{"proof":envelope(CIRCUIT)}]}).to_string().into_bytes(), "limit is 16384 bytes"),
         (json!({"type":"aggregate","inputs":[{"proof":envelope(&long_name)},{"proof":envelope(CIRCUIT)}]}).to_string().into_bytes(), "limit is 16384 bytes"),
-        (json!({"type":"aggregate","inputs":[{"proof":envelope("aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8)")},{"proof":envelope(CIRCUIT)}]}).to_string().into_bytes(), "keygen job"),
+        (json!({"type":"aggregate","inputs":[{"proof":envelope("aggregate(transfer_batch/d32-b64,transfer_batch/d32-b64)")},{"proof":envelope(CIRCUIT)}]}).to_string().into_bytes(), "keygen job"),
         (json!({"type":"aggregate","inputs":[{"proof":{"format":"proofmill-proof/1","circuit":CIRCUIT,"k":17,"vk_hash":"0x","transcript":"poseidon","instances":[["0x01"]],"proof":format!("0x{}", "ab".repeat(300_000))}},{"job":"x"}]}).to_string().into_bytes(), "the limit is 262144"),
         (json!({"type":"aggregate","inputs":[{"proof":{"format":"proofmill-proof/1","circuit":CIRCUIT,"k":17,"vk_hash":"0x","transcript":"poseidon","instances":[vec!["0x01"; 5000]],"proof":"0x00"}},{"job":"x"}]}).to_string().into_bytes(), "the limit is 4096"),
         (json!({"type":"aggregate","inputs":[deep_array(100).as_str(),{"job":"x"}]}).to_string().into_bytes(), "inputs[0]"),

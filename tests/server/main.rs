@@ -8,6 +8,7 @@
 //! - [`lifecycle`]: `kill -9`, restarts, SIGTERM;
 //! - [`s3`]: proofs in an S3-compatible bucket, and its outage;
 //! - [`cluster`]: several nodes on one PostgreSQL;
+//! - [`console`]: the operator console, its API, and the console in headless Chromium;
 //! - [`openapi`]: the whole API, property-based, from its own OpenAPI document (schemathesis).
 //!
 //! Real proofs are few (transfer_batch/d16-b8, k=17, ~30 s each on 2 cores): one proved job
@@ -20,6 +21,7 @@
 mod pg;
 
 mod cluster;
+mod console;
 mod input;
 mod jobs;
 mod lifecycle;

@@ -5,16 +5,20 @@
 //! - [`jobs`]: submitting, reading, listing and cancelling jobs, and their proofs;
 //! - [`events`]: a job's server-sent events;
 //! - [`verify`]: `POST /v1/verify`;
-//! - [`catalog`]: the circuit catalog;
+//! - [`catalog`]: the circuit catalog and example inputs;
+//! - [`stats`]: the queue, throughput and problems of the last hours;
+//! - [`console`]: the operator console's page, script and style (embedded);
 //! - [`ops`]: devices, usage, metrics, health, the OpenAPI document and the fallbacks.
 //!
 //! This module holds what they share: reading a bounded body, parsing JSON with precise
 //! errors, and the OpenAPI description.
 
 pub mod catalog;
+pub mod console;
 pub mod events;
 pub mod jobs;
 pub mod ops;
+pub mod stats;
 pub mod verify;
 
 use std::time::Duration;
@@ -53,6 +57,8 @@ use crate::{auth::Caller, error::ApiError, store::JobRecord, AppState};
         verify::verify,
         catalog::list_circuits,
         catalog::get_circuit,
+        catalog::example,
+        stats::stats,
         ops::devices,
         ops::usage,
         ops::metrics,
@@ -75,6 +81,12 @@ use crate::{auth::Caller, error::ApiError, store::JobRecord, AppState};
         ops::DeviceList,
         ops::NodeView,
         crate::devices::DeviceInfo,
+        crate::devices::TelemetrySample,
+        stats::Stats,
+        stats::TenantQueue,
+        stats::HourlyThroughput,
+        stats::Totals,
+        stats::FailedAttempt,
         ops::UsageList,
         crate::store::UsageRow,
         crate::error::Problem,

@@ -63,6 +63,29 @@ pub struct DeviceInfo {
     pub reason: Option<String>,
     /// The jobs it holds now: the one proving, then one whose witness is being prepared.
     pub jobs: Vec<String>,
+    /// Recent telemetry readings, oldest first (the last [`HISTORY_SAMPLES`], one per
+    /// telemetry period): what the console draws as sparklines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<TelemetrySample>,
+}
+
+/// How many telemetry readings a device keeps ([`DeviceInfo::history`]): three minutes at
+/// [`TELEMETRY_PERIOD`].
+pub const HISTORY_SAMPLES: usize = 90;
+
+/// One telemetry reading of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TelemetrySample {
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// Busy fraction 0..1.
+    pub utilization: Option<f64>,
+    /// Memory in use, bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// Degrees Celsius.
+    pub temperature_c: Option<f64>,
+    /// Watts drawn.
+    pub power_w: Option<f64>,
 }
 
 impl DeviceInfo {
@@ -91,7 +114,28 @@ impl DeviceInfo {
             usable: true,
             reason: None,
             jobs: Vec::new(),
+            history: Vec::new(),
         }
+    }
+
+    /// Appends the current reading to [`Self::history`], dropping the oldest past
+    /// [`HISTORY_SAMPLES`].
+    pub fn record_sample(&mut self, at_ms: i64) {
+        let sample = TelemetrySample {
+            at_ms,
+            utilization: self.utilization,
+            memory_used_bytes: self
+                .memory_total_bytes
+                .zip(self.memory_free_bytes)
+                .map(|(total, free)| total.saturating_sub(free)),
+            temperature_c: self.temperature_c,
+            power_w: self.power_w,
+        };
+        if self.history.len() >= HISTORY_SAMPLES {
+            let excess = self.history.len() + 1 - HISTORY_SAMPLES;
+            self.history.drain(..excess);
+        }
+        self.history.push(sample);
     }
 
     /// Reads live telemetry again (blocking: NVML, `/proc`).
@@ -127,6 +171,13 @@ impl DeviceInfo {
     }
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// The latest telemetry of this node's devices, refreshed by a thread of its own; the thread
 /// stops when the last handle is dropped.
 #[derive(Debug, Clone)]
@@ -143,6 +194,7 @@ impl Telemetry {
     pub fn start(mut devices: Vec<DeviceInfo>, period: Duration) -> std::io::Result<Self> {
         for d in &mut devices {
             d.refresh();
+            d.record_sample(unix_ms());
         }
         let snapshot = Arc::new(RwLock::new(
             devices
@@ -168,6 +220,7 @@ impl Telemetry {
                     waited = Duration::ZERO;
                     for d in &mut devices {
                         d.refresh();
+                        d.record_sample(unix_ms());
                     }
                     if let Ok(mut snap) = snapshot.write() {
                         for d in &devices {

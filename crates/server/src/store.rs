@@ -14,11 +14,13 @@
 //! - [`leases`]: claims under leases, heartbeats, outcomes, retries, dead letters and
 //!   re-queueing, all fenced by the attempt number;
 //! - [`tenants`]: API keys, usage, the verifying keys seen;
-//! - [`nodes`]: the cluster's node registry.
+//! - [`nodes`]: the cluster's node registry;
+//! - [`stats`]: the console's aggregates (queue per tenant, hourly throughput, problems).
 
 pub mod jobs;
 pub mod leases;
 pub mod nodes;
+pub mod stats;
 pub mod tenants;
 
 use std::{
@@ -36,6 +38,7 @@ pub use crate::job::JobStatus;
 pub use jobs::{Insert, JobRecord, NewJob, QueueShare};
 pub use leases::{AttemptRecord, Completed, Lease, Reaped, Requeued, Retried};
 pub use nodes::NodeRecord;
+pub use stats::{HourRow, ProblemRow, QueueRow};
 pub use tenants::{KeyOwner, UsageRow};
 
 /// Why the store failed.

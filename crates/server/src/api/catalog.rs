@@ -84,3 +84,55 @@ pub async fn get_circuit(
         circuit_view(&state, name.trim_start_matches('/')).await?,
     ))
 }
+
+/// An example input for a catalog circuit: a valid batch (signed, for the rollup circuits)
+/// that `POST /v1/jobs` proves as is, the same that `proofmill example-batch` writes. The
+/// seed (0 to 2^64-1, default 1) picks the accounts and amounts.
+#[utoipa::path(get, path = "/v1/examples/{name}",
+    params(("name" = String, Path), ("seed" = Option<u64>, Query, description = "picks the accounts and amounts, default 1")),
+    responses((status = 200, description = "the circuit's input JSON", body = Object),
+        (status = 404, body = Problem, description = "no such circuit in the catalog"),
+        (status = 422, body = Problem, description = "a bad query parameter")))]
+pub async fn example(
+    _caller: Caller,
+    Path(name): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = name.trim_start_matches('/');
+    let mut seed = 1u64;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("seed", v)) => {
+                seed = v.parse().map_err(|_| {
+                    ApiError::InvalidRequest(format!(
+                        "seed {v:?}: expected an integer from 0 to {}",
+                        u64::MAX
+                    ))
+                })?;
+            }
+            _ => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "unknown query parameter {pair:?}: expected seed"
+                )))
+            }
+        }
+    }
+    // Catalog circuits only: any other size would let a request choose how much work it makes.
+    let circuit = proofmill_circuits::catalog()
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no circuit {name:?} in the catalog (GET /v1/circuits lists them)"
+            ))
+        })?;
+    let input = tokio::task::spawn_blocking(move || circuit.example_input(seed))
+        .await
+        .map_err(|e| ApiError::Internal(format!("example task: {e}")))?;
+    Ok(Json(input))
+}

@@ -224,6 +224,8 @@ pub struct Timings {
 pub struct JobView {
     /// Id.
     pub id: String,
+    /// The tenant it belongs to.
+    pub tenant: String,
     /// `prove`, `aggregate` or `keygen`.
     #[serde(rename = "type")]
     pub kind: JobKind,
@@ -319,6 +321,7 @@ impl JobView {
         };
         Self {
             id: job.id.clone(),
+            tenant: job.tenant.clone(),
             kind: job.kind,
             circuit: job.circuit.clone(),
             status: job.status,
@@ -739,12 +742,14 @@ pub async fn cancel_job(
 /// The largest page of `GET /v1/jobs`.
 pub const MAX_LIST_LIMIT: u32 = 500;
 
-/// The caller's jobs, newest first.
+/// The caller's jobs, newest first (an admin key may ask for another tenant's, or every tenant's).
 #[utoipa::path(get, path = "/v1/jobs",
     params(("status" = Option<JobStatus>, Query),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1..=500, default 50"),
-        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "next_cursor of the previous page")),
-    responses((status = 200, body = JobList), (status = 422, body = Problem, description = "a bad query parameter")))]
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "next_cursor of the previous page"),
+        ("tenant" = Option<String>, Query, description = "admin keys only: another tenant's jobs, or `*` for every tenant's")),
+    responses((status = 200, body = JobList), (status = 403, body = Problem, description = "`tenant` with a key that is not an admin key"),
+        (status = 422, body = Problem, description = "a bad query parameter")))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
@@ -756,9 +761,9 @@ pub async fn list_jobs(
         .transpose()?
         .unwrap_or_default();
     for key in params.keys() {
-        if !matches!(key.as_str(), "status" | "limit" | "cursor") {
+        if !matches!(key.as_str(), "status" | "limit" | "cursor" | "tenant") {
             return Err(ApiError::InvalidRequest(format!(
-                "unknown query parameter {key:?}: expected status, limit or cursor"
+                "unknown query parameter {key:?}: expected status, limit, cursor or tenant"
             )));
         }
     }
@@ -787,10 +792,22 @@ pub async fn list_jobs(
             })
         })
         .transpose()?;
-    let jobs = state
-        .store
-        .list(&caller.tenant, status, limit, cursor)
-        .await?;
+    let jobs = match params.get("tenant").map(String::as_str) {
+        None => {
+            state
+                .store
+                .list(&caller.tenant, status, limit, cursor)
+                .await?
+        }
+        Some(_) if !caller.admin => {
+            return Err(ApiError::Forbidden(format!(
+                "the tenant parameter needs an admin key; tenant {}'s key is not one",
+                caller.tenant
+            )))
+        }
+        Some("*") => state.store.list_all(status, limit, cursor).await?,
+        Some(tenant) => state.store.list(tenant, status, limit, cursor).await?,
+    };
     let next_cursor = if jobs.len() == limit as usize {
         jobs.last().map(|j| j.seq.to_string())
     } else {
