@@ -268,6 +268,47 @@ where
         outcomes,
         ["gpu0:retry", "cpu0:lease_expired", "cpu0:failed"]
     );
+
+    // What the console shows of it (GET /v1/stats): every problem attempt, the GPU retry as a
+    // fallback, the hour's failures, and the queue with one waiting job.
+    let hour_ago = proofmill_server::store::now_ms() - 3_600_000;
+    let mut counts = s.problem_counts(Some("t"), hour_ago).await.unwrap();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("failed".to_owned(), 1, 0),
+            ("lease_expired".to_owned(), 1, 0),
+            ("retry".to_owned(), 1, 1)
+        ]
+    );
+    assert_eq!(s.problem_counts(Some("other"), hour_ago).await.unwrap(), []);
+    let problems = s.problems(None, hour_ago, 2).await.unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].outcome, "failed");
+    assert_eq!(
+        problems[0]
+            .detail
+            .as_deref()
+            .map(|d| d.contains("out of memory")),
+        Some(true)
+    );
+    let hours = s.hourly(None, hour_ago).await.unwrap();
+    assert_eq!(
+        hours.iter().map(|h| h.failures).sum::<i64>(),
+        2,
+        "{hours:?}"
+    );
+    assert_eq!(hours.iter().map(|h| h.proofs).sum::<i64>(), 0);
+    assert!(hours
+        .iter()
+        .all(|h| h.tenant == "t" && h.hour_ms % 3_600_000 == 0));
+    assert_eq!(s.queue_by_tenant(None).await.unwrap(), []);
+    add(&s, "j2-next").await;
+    let queue = s.queue_by_tenant(Some("t")).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!((queue[0].queued, queue[0].running), (1, 0));
+    assert!(queue[0].oldest_queued_ms.is_some());
 }
 
 async fn restarting_node_requeues_only_its_own_jobs<F, Fut>(open: F)
