@@ -99,29 +99,16 @@ pub async fn example(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = name.trim_start_matches('/');
-    let mut seed = 1u64;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("seed", v)) => {
-                seed = v.parse().map_err(|_| {
-                    ApiError::InvalidRequest(format!(
-                        "seed {v:?}: expected an integer from 0 to {}",
-                        u64::MAX
-                    ))
-                })?;
-            }
-            _ => {
-                return Err(ApiError::InvalidRequest(format!(
-                    "unknown query parameter {pair:?}: expected seed"
-                )))
-            }
-        }
-    }
+    let params = super::jobs::query_params(query.as_deref(), &["seed"])?;
+    let seed = match params.get("seed") {
+        None => 1,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::InvalidRequest(format!(
+                "seed {v:?}: expected an integer from 0 to {}",
+                u64::MAX
+            ))
+        })?,
+    };
     // Catalog circuits only: any other size would let a request choose how much work it makes.
     let circuit = proofmill_circuits::catalog()
         .into_iter()

@@ -755,18 +755,7 @@ pub async fn list_jobs(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
-    let params: HashMap<String, String> = query
-        .as_deref()
-        .map(parse_query)
-        .transpose()?
-        .unwrap_or_default();
-    for key in params.keys() {
-        if !matches!(key.as_str(), "status" | "limit" | "cursor" | "tenant") {
-            return Err(ApiError::InvalidRequest(format!(
-                "unknown query parameter {key:?}: expected status, limit, cursor or tenant"
-            )));
-        }
-    }
+    let params = query_params(query.as_deref(), &["status", "limit", "cursor", "tenant"])?;
     let status = params
         .get("status")
         .map(|s| {
@@ -820,6 +809,21 @@ pub async fn list_jobs(
 }
 
 /// A query string's pairs, percent-decoded; a key given twice is an error.
+/// A query string's pairs, refusing a key not in `allowed` (naming the ones that are).
+pub(crate) fn query_params(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let params = query.map(parse_query).transpose()?.unwrap_or_default();
+    if let Some(key) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::InvalidRequest(format!(
+            "unknown query parameter {key:?}: expected {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(params)
+}
+
 fn parse_query(query: &str) -> Result<HashMap<String, String>, ApiError> {
     let mut out = HashMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -115,32 +115,17 @@ pub async fn stats(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Stats>, ApiError> {
-    let mut hours = 24;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("hours", v)) => {
-                hours = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|h| (1..=MAX_STATS_HOURS).contains(h))
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest(format!(
-                            "hours {v:?}: expected 1 to {MAX_STATS_HOURS}"
-                        ))
-                    })?;
-            }
-            _ => {
-                return Err(ApiError::InvalidRequest(format!(
-                    "unknown query parameter {pair:?}: expected hours"
-                )))
-            }
-        }
-    }
+    let params = super::jobs::query_params(query.as_deref(), &["hours"])?;
+    let hours = match params.get("hours") {
+        None => 24,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|h| (1..=MAX_STATS_HOURS).contains(h))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!("hours {v:?}: expected 1 to {MAX_STATS_HOURS}"))
+            })?,
+    };
     let tenant = (!caller.admin).then_some(caller.tenant.as_str());
     let now = now_ms();
     // Whole hours, so that the first bar of the chart is not a partial one.
