@@ -149,6 +149,7 @@ try {
     step("screenshot of the overview");
     await admin.page.click("nav a[data-view=overview]");
     await admin.page.waitForSelector("#throughput-chart svg rect");
+    await admin.page.waitForSelector("#device-time-chart svg rect");
     await admin.page.waitForTimeout(2500);
     await admin.page.screenshot({ path: process.env.PROOFMILL_SCREENSHOT, fullPage: true });
   }

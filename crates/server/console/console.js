@@ -159,7 +159,8 @@ async function refreshDevices() {
 
 const PALETTE = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#e11d48", "#84cc16"];
 
-function drawThroughput(stats) {
+// Stacked bars per hour and tenant of `field` (proofs, device_seconds) into `target`.
+function drawThroughput(stats, field, unit, target) {
   const hours = [];
   const start = Math.floor(Date.now() / 3600000) - stats.hours + 1;
   for (let h = 0; h < stats.hours; h++) hours.push((start + h) * 3600000);
@@ -167,12 +168,12 @@ function drawThroughput(stats) {
   const byHour = new Map(hours.map((h) => [h, new Map()]));
   for (const t of stats.throughput) {
     const h = Date.parse(t.hour);
-    if (byHour.has(h)) byHour.get(h).set(t.tenant, t.proofs);
+    if (byHour.has(h)) byHour.get(h).set(t.tenant, t[field]);
   }
   const max = Math.max(1, ...[...byHour.values()].map((m) => [...m.values()].reduce((a, b) => a + b, 0)));
   const w = 720, h = 160, pad = 24, bw = (w - pad) / hours.length;
-  const chart = svg("svg", { viewBox: `0 0 ${w} ${h + 20}`, class: "bars", role: "img", "aria-label": "proofs per hour per tenant" });
-  chart.append(svg("text", { x: 0, y: 12, class: "axis" }, String(max)));
+  const chart = svg("svg", { viewBox: `0 0 ${w} ${h + 20}`, class: "bars", role: "img", "aria-label": `${unit} per hour per tenant` });
+  chart.append(svg("text", { x: 0, y: 12, class: "axis" }, String(Math.round(max * 10) / 10)));
   hours.forEach((hour, i) => {
     let y = h;
     tenants.forEach((tenant, ti) => {
@@ -181,7 +182,7 @@ function drawThroughput(stats) {
       const bh = (n / max) * (h - 16);
       y -= bh;
       const r = svg("rect", { x: pad + i * bw + 1, y, width: Math.max(bw - 2, 1), height: bh, fill: PALETTE[ti % PALETTE.length] });
-      r.append(svg("title", {}, `${tenant}: ${n} proofs, hour of ${new Date(hour).toLocaleTimeString()}`));
+      r.append(svg("title", {}, `${tenant}: ${Math.round(n * 10) / 10} ${unit}, hour of ${new Date(hour).toLocaleTimeString()}`));
       chart.append(r);
     });
     if (i % 6 === 0 || i === hours.length - 1) {
@@ -193,7 +194,7 @@ function drawThroughput(stats) {
     swatch.style.background = PALETTE[ti % PALETTE.length];
     return el("span", {}, swatch, t);
   }));
-  $("throughput-chart").replaceChildren(chart, legend);
+  $(target).replaceChildren(chart, legend);
 }
 
 async function refreshStats() {
@@ -210,7 +211,8 @@ async function refreshStats() {
     ...[["proofs", t.proofs], ["device time", fmtSeconds(t.device_seconds)], ["failed", t.failed],
       ["retried", t.retried], ["GPU fallbacks", t.gpu_fallbacks], ["lease expired", t.lease_expired]]
       .map(([k, v]) => el("div", { class: "total" }, el("b", {}, String(v)), el("span", {}, k))));
-  drawThroughput(stats);
+  drawThroughput(stats, "proofs", "proofs", "throughput-chart");
+  drawThroughput(stats, "device_seconds", "device-seconds", "device-time-chart");
   const perTenant = new Map();
   for (const r of stats.throughput) {
     const a = perTenant.get(r.tenant) || { proofs: 0, secs: 0, failures: 0 };
