@@ -171,13 +171,6 @@ impl DeviceInfo {
     }
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The latest telemetry of this node's devices, refreshed by a thread of its own; the thread
 /// stops when the last handle is dropped.
 #[derive(Debug, Clone)]
@@ -194,7 +187,7 @@ impl Telemetry {
     pub fn start(mut devices: Vec<DeviceInfo>, period: Duration) -> std::io::Result<Self> {
         for d in &mut devices {
             d.refresh();
-            d.record_sample(unix_ms());
+            d.record_sample(crate::store::now_ms());
         }
         let snapshot = Arc::new(RwLock::new(
             devices
@@ -220,7 +213,7 @@ impl Telemetry {
                     waited = Duration::ZERO;
                     for d in &mut devices {
                         d.refresh();
-                        d.record_sample(unix_ms());
+                        d.record_sample(crate::store::now_ms());
                     }
                     if let Ok(mut snap) = snapshot.write() {
                         for d in &devices {
