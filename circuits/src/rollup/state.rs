@@ -836,6 +836,37 @@ impl MultiChainScenario {
         transfers: usize,
         exit_to: &[u64],
     ) -> Result<RollupInput, RollupError> {
+        self.batch_with_root(chain_id, global, claims, transfers, exit_to, false)
+    }
+
+    /// [`MultiChainScenario::batch`] for an epoch settlement: the batch names the snapshot's
+    /// global exit root even when it has no claims, as every input of an epoch must.
+    pub fn epoch_batch(
+        &mut self,
+        chain_id: u64,
+        global: &GlobalSnapshot,
+        claims: usize,
+        transfers: usize,
+        exit_to: &[u64],
+    ) -> Result<RollupInput, RollupError> {
+        self.batch_with_root(chain_id, global, claims, transfers, exit_to, true)
+    }
+
+    /// The value held in `chain_id`'s accounts (its genesis bridge balance at genesis).
+    pub fn total_balance(&self, chain_id: u64) -> Option<u128> {
+        self.state(chain_id)
+            .map(|s| s.accounts().map(|(_, a)| u128::from(a.balance)).sum())
+    }
+
+    fn batch_with_root(
+        &mut self,
+        chain_id: u64,
+        global: &GlobalSnapshot,
+        claims: usize,
+        transfers: usize,
+        exit_to: &[u64],
+        always_root: bool,
+    ) -> Result<RollupInput, RollupError> {
         let dest_accounts: Vec<Vec<u64>> = exit_to
             .iter()
             .map(|d| {
@@ -901,7 +932,7 @@ impl MultiChainScenario {
                 },
             )?);
         }
-        let root = (!proofs.is_empty()).then(|| global.root());
+        let root = (always_root || !proofs.is_empty()).then(|| global.root());
         state.batch(root, &proofs, &signed_transfers, &signed_exits)
     }
 

@@ -64,6 +64,9 @@ pub enum ProofCircuit {
     App(CatalogCircuit),
     /// An aggregation of proofs of these circuits, in order.
     Aggregate(Vec<ProofCircuit>),
+    /// An epoch settlement over one stretch per chain, in increasing chain id (see
+    /// [`crate::epoch`]).
+    Epoch(Vec<ProofCircuit>),
 }
 
 /// Why a circuit name cannot be used.
@@ -111,6 +114,22 @@ pub enum CircuitNameError {
         /// Where it starts.
         at: usize,
     },
+    /// An `epoch(` inside another circuit: an epoch proof is settled, never aggregated.
+    #[error("circuit name: the epoch( at byte {at} is inside another circuit; an epoch proof is settled on Ethereum, not aggregated again")]
+    NestedEpoch {
+        /// Where it starts.
+        at: usize,
+    },
+    /// An `epoch(` over a circuit that is not a bridged chain's.
+    #[error("circuit name: input {index} of the epoch( at byte {at} is {name}, not a bridged chain's circuit (rollup/… or an aggregate of them)")]
+    NotBridged {
+        /// Where the epoch starts.
+        at: usize,
+        /// Which input.
+        index: usize,
+        /// Its name.
+        name: String,
+    },
     /// A part that is not in the catalog.
     #[error("circuit name: {0}")]
     Unknown(#[from] CircuitError),
@@ -131,14 +150,22 @@ impl NameParser<'_> {
     fn node(&mut self, depth: usize) -> Result<ProofCircuit, CircuitNameError> {
         self.skip_spaces();
         let start = self.at;
-        if self.text[self.at..].starts_with("aggregate(") {
+        let epoch = self.text[self.at..].starts_with("epoch(");
+        if epoch || self.text[self.at..].starts_with("aggregate(") {
+            if epoch && depth > 0 {
+                return Err(CircuitNameError::NestedEpoch { at: start });
+            }
             if depth == MAX_AGGREGATION_DEPTH {
                 return Err(CircuitNameError::TooDeep {
                     at: start,
                     limit: MAX_AGGREGATION_DEPTH,
                 });
             }
-            self.at += "aggregate(".len();
+            self.at += if epoch {
+                "epoch(".len()
+            } else {
+                "aggregate(".len()
+            };
             let mut children = Vec::new();
             loop {
                 children.push(self.node(depth + 1)?);
@@ -157,13 +184,24 @@ impl NameParser<'_> {
                     }
                 }
             }
+            let bridged = |c: &ProofCircuit| c.chain_layout().chain.is_some();
+            if epoch {
+                if let Some((index, child)) = children.iter().enumerate().find(|(_, c)| !bridged(c))
+                {
+                    return Err(CircuitNameError::NotBridged {
+                        at: start,
+                        index,
+                        name: child.name(),
+                    });
+                }
+                return Ok(ProofCircuit::Epoch(children));
+            }
             if children.len() < 2 {
                 return Err(CircuitNameError::TooFewInputs {
                     at: start,
                     got: children.len(),
                 });
             }
-            let bridged = |c: &ProofCircuit| c.chain_layout().chain.is_some();
             if children.iter().any(bridged) && !children.iter().all(bridged) {
                 return Err(CircuitNameError::MixedFamilies { at: start });
             }
@@ -185,7 +223,7 @@ impl NameParser<'_> {
 }
 
 impl ProofCircuit {
-    /// Parses a catalog name or an `aggregate(…)` name, in one pass, refusing names longer
+    /// Parses a catalog name, an `aggregate(…)` or an `epoch(…)` name, in one pass, refusing names longer
     /// than [`MAX_CIRCUIT_NAME_BYTES`] or nested deeper than [`MAX_AGGREGATION_DEPTH`].
     pub fn parse(name: &str) -> Result<Self, CircuitNameError> {
         if name.len() > MAX_CIRCUIT_NAME_BYTES {
@@ -210,9 +248,14 @@ impl ProofCircuit {
     pub fn name(&self) -> String {
         match self {
             Self::App(c) => c.name(),
-            Self::Aggregate(children) => {
+            Self::Aggregate(children) | Self::Epoch(children) => {
                 format!(
-                    "aggregate({})",
+                    "{}({})",
+                    if matches!(self, Self::Epoch(_)) {
+                        "epoch"
+                    } else {
+                        "aggregate"
+                    },
                     children
                         .iter()
                         .map(Self::name)
@@ -223,6 +266,11 @@ impl ProofCircuit {
         }
     }
 
+    /// Whether proofs of this circuit carry a KZG accumulator (aggregations and epochs).
+    pub fn is_recursive(&self) -> bool {
+        !matches!(self, Self::App(_))
+    }
+
     /// Number of public inputs.
     pub fn num_instances(&self) -> usize {
         match self {
@@ -231,6 +279,7 @@ impl ProofCircuit {
                 Some(_) => ACCUMULATOR_LEN + 9,
                 None => ACCUMULATOR_LEN + 3,
             },
+            Self::Epoch(children) => crate::epoch::num_instances(children.len()),
         }
     }
 
@@ -240,13 +289,21 @@ impl ProofCircuit {
         match self {
             Self::App(c) => c.chain_layout(),
             Self::Aggregate(children) => aggregate_layout(children),
+            // Not one chain's stretch: an epoch is never an input (the parser refuses it),
+            // so no caller reads these positions. Its own layout is in `crate::epoch`.
+            Self::Epoch(_) => ChainLayout {
+                old_root: ACCUMULATOR_LEN,
+                new_root: ACCUMULATOR_LEN,
+                commitment: ACCUMULATOR_LEN,
+                chain: None,
+            },
         }
     }
 
-    fn accumulator_indices(&self) -> Option<Vec<(usize, usize)>> {
+    pub(crate) fn accumulator_indices(&self) -> Option<Vec<(usize, usize)>> {
         match self {
             Self::App(_) => None,
-            Self::Aggregate(_) => AggregationCircuit::accumulator_indices(),
+            Self::Aggregate(_) | Self::Epoch(_) => AggregationCircuit::accumulator_indices(),
         }
     }
 
@@ -254,16 +311,16 @@ impl ProofCircuit {
     pub fn k(&self) -> u32 {
         match self {
             Self::App(c) => c.shape().k,
-            Self::Aggregate(_) => AGGREGATION_K,
+            Self::Aggregate(_) | Self::Epoch(_) => AGGREGATION_K,
         }
     }
 
     /// Where keys of this circuit may come from when it is an input to verify: a catalog
     /// circuit's keys (a few, bounded) may be made; an aggregation's only under `source`.
-    fn input_source(&self, source: KeySource) -> KeySource {
+    pub(crate) fn input_source(&self, source: KeySource) -> KeySource {
         match self {
             Self::App(_) => KeySource::Generate,
-            Self::Aggregate(_) => source,
+            Self::Aggregate(_) | Self::Epoch(_) => source,
         }
     }
 }
@@ -434,14 +491,13 @@ fn aggregate_layout(children: &[ProofCircuit]) -> ChainLayout {
     }
 }
 
-/// The aggregation of `children` laid out for keygen (dummy inner proofs of the right shape,
-/// from the children's verifying keys), parameters calculated.
-fn keygen_layout(
+/// Dummy proofs of the right shape for `children`, from their verifying keys: what keygen of
+/// an aggregation or epoch lays out.
+pub(crate) fn dummy_snarks(
     prover: &Prover,
-    srs: &Srs,
     children: &[ProofCircuit],
     source: KeySource,
-) -> Result<halo2_base::gates::circuit::builder::BaseCircuitBuilder<Fr>, ProverError> {
+) -> Result<Vec<Snark>, ProverError> {
     let mut snarks = Vec::with_capacity(children.len());
     for child in children {
         let (child_srs, child_keys) = prover.keys_for(child, source, &|_| {})?;
@@ -452,11 +508,28 @@ fn keygen_layout(
             child.accumulator_indices(),
         ));
     }
-    let config = AggregationConfigParams {
+    Ok(snarks)
+}
+
+/// The configuration keygen starts from; halo2-base's auto-configuration fills in the columns.
+pub(crate) fn keygen_config() -> AggregationConfigParams {
+    AggregationConfigParams {
         degree: AGGREGATION_K,
         lookup_bits: AGGREGATION_K as usize - 1,
         ..Default::default()
-    };
+    }
+}
+
+/// The aggregation of `children` laid out for keygen (dummy inner proofs of the right shape,
+/// from the children's verifying keys), parameters calculated.
+fn keygen_layout(
+    prover: &Prover,
+    srs: &Srs,
+    children: &[ProofCircuit],
+    source: KeySource,
+) -> Result<halo2_base::gates::circuit::builder::BaseCircuitBuilder<Fr>, ProverError> {
+    let snarks = dummy_snarks(prover, children, source)?;
+    let config = keygen_config();
     let mut agg = build(CircuitBuilderStage::Keygen, config, srs, snarks, children);
     agg.builder.calculate_params(Some(BLINDING_ROWS));
     Ok(agg.builder)
@@ -486,6 +559,19 @@ impl Prover {
                     source,
                     &|| progress(Stage::Keygen),
                     &|| keygen_layout(self, &srs, children, source),
+                )?;
+                Ok((srs, keys))
+            }
+            ProofCircuit::Epoch(children) => {
+                progress(Stage::Srs);
+                let srs = self.srs.load(AGGREGATION_K)?;
+                progress(Stage::Keys);
+                let keys = self.keys.get_or_generate(
+                    &circuit.name(),
+                    &srs,
+                    source,
+                    &|| progress(Stage::Keygen),
+                    &|| crate::epoch::keygen_layout(self, &srs, children, source),
                 )?;
                 Ok((srs, keys))
             }
@@ -523,37 +609,7 @@ impl Prover {
                 inputs.len()
             )));
         }
-        let mut children = Vec::with_capacity(inputs.len());
-        let mut values = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.iter().enumerate() {
-            if input.transcript != Transcript::Poseidon {
-                return Err(ProverError::Aggregation(format!(
-                    "inputs[{i}] uses the {} transcript; only poseidon proofs can be aggregated (a final proof cannot be aggregated again)",
-                    input.transcript
-                )));
-            }
-            let child = ProofCircuit::parse(&input.circuit)
-                .map_err(|e| ProverError::Aggregation(format!("inputs[{i}]: {e}")))?;
-            let verdict = self
-                .verify_with(input, child.input_source(inputs_source), &|_| {})
-                .map_err(|e| match e {
-                    // Keep the kind: the caller is told how to get the keys.
-                    ProverError::KeysMissing { circuit, reason } => ProverError::KeysMissing {
-                        circuit,
-                        reason: format!("inputs[{i}]: {reason}"),
-                    },
-                    e => ProverError::Aggregation(format!("inputs[{i}] ({}): {e}", input.circuit)),
-                })?;
-            if !verdict.valid {
-                return Err(ProverError::Aggregation(format!(
-                    "inputs[{i}] ({}) does not verify: {}",
-                    input.circuit,
-                    verdict.reason.unwrap_or_default()
-                )));
-            }
-            values.push(input.instance_values()?.remove(0));
-            children.push(child);
-        }
+        let (children, values) = self.verified_inputs(inputs, inputs_source)?;
         if let Err(e) = ProofCircuit::parse(&ProofCircuit::Aggregate(children.clone()).name()) {
             return Err(ProverError::Aggregation(e.to_string()));
         }
@@ -608,8 +664,66 @@ impl Prover {
         // The inputs verified, so their keys are here now: the aggregation's own keys may be
         // made from them.
         let (srs, keys) = self.keys_for(&circuit, KeySource::Generate, progress)?;
+        let snarks = self.snarks(inputs, &children, values)?;
+
+        progress(Stage::Proving);
+        let config = AggregationConfigParams::try_from(&keys.config_params)
+            .map_err(|e| ProverError::Internal(format!("aggregation key parameters: {e}")))?;
+        let agg = build(CircuitBuilderStage::Prover, config, &srs, snarks, &children)
+            .use_break_points(keys.break_points.clone());
+        self.prove_recursive(&circuit, &srs, &keys, agg, final_proof, progress)
+    }
+
+    /// Verifies every input of an aggregation or epoch natively (poseidon transcript only),
+    /// naming the failing one; returns their circuits and public inputs.
+    pub(crate) fn verified_inputs(
+        &self,
+        inputs: &[ProofEnvelope],
+        inputs_source: KeySource,
+    ) -> Result<(Vec<ProofCircuit>, Vec<Vec<Fr>>), ProverError> {
+        let mut children = Vec::with_capacity(inputs.len());
+        let mut values = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            if input.transcript != Transcript::Poseidon {
+                return Err(ProverError::Aggregation(format!(
+                    "inputs[{i}] uses the {} transcript; only poseidon proofs can be aggregated (a final proof cannot be aggregated again)",
+                    input.transcript
+                )));
+            }
+            let child = ProofCircuit::parse(&input.circuit)
+                .map_err(|e| ProverError::Aggregation(format!("inputs[{i}]: {e}")))?;
+            let verdict = self
+                .verify_with(input, child.input_source(inputs_source), &|_| {})
+                .map_err(|e| match e {
+                    // Keep the kind: the caller is told how to get the keys.
+                    ProverError::KeysMissing { circuit, reason } => ProverError::KeysMissing {
+                        circuit,
+                        reason: format!("inputs[{i}]: {reason}"),
+                    },
+                    e => ProverError::Aggregation(format!("inputs[{i}] ({}): {e}", input.circuit)),
+                })?;
+            if !verdict.valid {
+                return Err(ProverError::Aggregation(format!(
+                    "inputs[{i}] ({}) does not verify: {}",
+                    input.circuit,
+                    verdict.reason.unwrap_or_default()
+                )));
+            }
+            values.push(input.instance_values()?.remove(0));
+            children.push(child);
+        }
+        Ok((children, values))
+    }
+
+    /// The inputs as snark-verifier's `Snark`s, with their verifying keys compiled.
+    pub(crate) fn snarks(
+        &self,
+        inputs: &[ProofEnvelope],
+        children: &[ProofCircuit],
+        values: Vec<Vec<Fr>>,
+    ) -> Result<Vec<Snark>, ProverError> {
         let mut snarks = Vec::with_capacity(inputs.len());
-        for ((input, child), instances) in inputs.iter().zip(&children).zip(values) {
+        for ((input, child), instances) in inputs.iter().zip(children).zip(values) {
             let (child_srs, child_keys) = self.keys_for(child, KeySource::Existing, &|_| {})?;
             let protocol = compile(
                 child_srs.params(),
@@ -620,21 +734,27 @@ impl Prover {
             );
             snarks.push(Snark::new(protocol, vec![instances], input.proof_bytes()?));
         }
+        Ok(snarks)
+    }
 
-        progress(Stage::Proving);
-        let config = AggregationConfigParams::try_from(&keys.config_params)
-            .map_err(|e| ProverError::Internal(format!("aggregation key parameters: {e}")))?;
-        let agg = build(CircuitBuilderStage::Prover, config, &srs, snarks, &children)
-            .use_break_points(keys.break_points.clone());
+    /// Proves a laid-out aggregation or epoch circuit, checks the proof (stock verifier and
+    /// the accumulator's pairing) and wraps it in an envelope.
+    pub(crate) fn prove_recursive(
+        &self,
+        circuit: &ProofCircuit,
+        srs: &Srs,
+        keys: &CircuitKeys,
+        agg: AggregationCircuit,
+        final_proof: bool,
+        progress: &dyn Fn(Stage),
+    ) -> Result<ProofEnvelope, ProverError> {
         let instances = agg.instances();
         let transcript = if final_proof {
             Transcript::Keccak
         } else {
             Transcript::Poseidon
         };
-        let proof = create(srs.params(), &keys, agg.builder, &instances, transcript)?;
-
-        progress(Stage::Verifying);
+        let proof = create(srs.params(), keys, agg.builder, &instances, transcript)?;
         let envelope = ProofEnvelope {
             format: envelope::FORMAT.to_owned(),
             circuit: circuit.name(),
@@ -643,9 +763,10 @@ impl Prover {
             transcript,
             instances: ProofEnvelope::encode_instances(&instances),
             proof: format!("0x{}", hex::encode(&proof)),
-            srs: Some(crate::SrsLabel::of(&srs)),
+            srs: Some(crate::SrsLabel::of(srs)),
         };
-        if !(check(srs.params(), &keys, &instances, &proof, transcript)
+        progress(Stage::Verifying);
+        if !(check(srs.params(), keys, &instances, &proof, transcript)
             && accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]))
         {
             return Err(ProverError::SelfCheckFailed {
@@ -663,9 +784,9 @@ impl Prover {
         source: KeySource,
         progress: &dyn Fn(Stage),
     ) -> Result<EvmVerifier, ProverError> {
-        if !matches!(circuit, ProofCircuit::Aggregate(_)) {
+        if !circuit.is_recursive() {
             return Err(ProverError::Aggregation(format!(
-                "{}: the Ethereum verifier is generated for aggregation circuits only",
+                "{}: the Ethereum verifier is generated for aggregation and epoch circuits only",
                 circuit.name()
             )));
         }
@@ -676,6 +797,58 @@ impl Prover {
         >(srs.params(), keys.vk(), vec![circuit.num_instances()]);
         let bytecode = compile_solidity(&solidity)?;
         Ok(EvmVerifier { solidity, bytecode })
+    }
+
+    /// The deployment bytecode of an aggregation's or epoch's Solidity verifier, compiled
+    /// once per circuit and SRS and kept next to its keys (`Verifier.bin`); `Ok(None)` when
+    /// it was never compiled here and there is no `solc` on PATH. Keys from `source`.
+    pub fn verifier_bytecode(
+        &self,
+        circuit: &ProofCircuit,
+        source: KeySource,
+    ) -> Result<Option<Vec<u8>>, ProverError> {
+        let (srs, _) = self.keys_for(circuit, source, &|_| {})?;
+        let dir = self.keys.key_dir(&circuit.name(), srs.srs_id());
+        let path = dir.join("Verifier.bin");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(bytes) = hex::decode(text.trim()) {
+                return Ok(Some(bytes));
+            }
+        }
+        let Some(bytecode) = self.evm_verifier(circuit, source, &|_| {})?.bytecode else {
+            return Ok(None);
+        };
+        let io = |e: std::io::Error| ProverError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let partial = dir.join(format!("Verifier.bin.{}.partial", std::process::id()));
+        std::fs::write(&partial, hex::encode(&bytecode)).map_err(io)?;
+        std::fs::rename(&partial, &path).map_err(io)?;
+        Ok(Some(bytecode))
+    }
+
+    /// The gas the generated Solidity verifier spends accepting this final (keccak) proof
+    /// in an EVM (revm, mainnet rules, the transaction's intrinsic and calldata gas
+    /// included), measured now; `Ok(None)` when the verifier cannot be compiled here (no
+    /// `solc`). A verifier that rejects a proof the stock verifier accepted is an error.
+    pub fn evm_gas(&self, envelope: &ProofEnvelope) -> Result<Option<u64>, ProverError> {
+        let circuit = ProofCircuit::parse(&envelope.circuit)?;
+        if envelope.transcript != Transcript::Keccak {
+            return Err(ProverError::Evm(format!(
+                "a {} transcript proof is not checked on Ethereum; only final (keccak) proofs are",
+                envelope.transcript
+            )));
+        }
+        let Some(bytecode) = self.verifier_bytecode(&circuit, KeySource::Existing)? else {
+            return Ok(None);
+        };
+        evm_verify(&bytecode, envelope).map(Some).map_err(|reason| {
+            ProverError::Evm(format!(
+                "the generated verifier rejects the proof: {reason}"
+            ))
+        })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod devices;
 pub mod engine;
 pub mod envelope;
+pub mod epoch;
 pub mod keys;
 pub mod srs;
 
@@ -119,6 +120,11 @@ pub enum ProverError {
     /// verifying, or not consecutive.
     #[error("cannot aggregate: {0}")]
     Aggregation(String),
+    /// The proofs cannot make an epoch from this settled state (the caller's mistake): two
+    /// stretches of one chain, a stretch that does not start at its chain's settled state,
+    /// claims against another global exit root, a chain spending more than its balance.
+    #[error("cannot settle the epoch: {0}")]
+    Epoch(String),
     /// The Ethereum verifier could not be built or run.
     #[error("EVM verifier: {0}")]
     Evm(String),
@@ -140,6 +146,7 @@ impl ProverError {
                 | Self::CircuitName(_)
                 | Self::KeysMissing { .. }
                 | Self::Aggregation(_)
+                | Self::Epoch(_)
         )
     }
 }
@@ -381,12 +388,12 @@ impl Prover {
         if !check(srs.params(), &keys, &instances, &proof, envelope.transcript) {
             return invalid("the stock halo2 verifier rejected the proof".into());
         }
-        if let ProofCircuit::Aggregate(_) = circuit {
-            if !aggregate::accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN]) {
-                return invalid(
-                    "the KZG accumulator of the aggregated proofs fails its pairing check".into(),
-                );
-            }
+        if circuit.is_recursive()
+            && !aggregate::accumulator_holds(srs.params(), &instances[0][..ACCUMULATOR_LEN])
+        {
+            return invalid(
+                "the KZG accumulator of the aggregated proofs fails its pairing check".into(),
+            );
         }
         Ok(Verdict {
             valid: true,
