@@ -14,6 +14,7 @@ mod devices;
 mod output;
 mod proving;
 mod service;
+mod settle;
 
 use output::{write_output, Spinner};
 use proving::{engine_stats, install_engine, lookup, report_engine};
@@ -110,6 +111,66 @@ enum Command {
         /// Make the final proof for Ethereum (keccak transcript; cannot be aggregated again).
         #[arg(long = "final")]
         final_proof: bool,
+    },
+    /// Write a consistent history of several bridged chains over several epochs for epoch
+    /// settlement: DIR/genesis.json (the settled state at genesis) and one signed batch per
+    /// chain and epoch, DIR/epoch-E/chain-C.json, with exits in each epoch that the other
+    /// chains claim in the next.
+    ExampleEpoch {
+        /// Directory to write into.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// The chains' circuit (a rollup/… configuration).
+        #[arg(long, default_value = "rollup/d8-t2-e1-c1")]
+        circuit: String,
+        /// Chain ids (0 to 255), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        chains: Vec<u64>,
+        /// Number of epochs.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        epochs: u16,
+        /// Seed for the reproducible keys and transactions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Prove the next epoch: one proof per chain (a batch, or an aggregate of a chain's
+    /// consecutive batches) from the settled state; the inputs are verified first and the
+    /// result before it is written.
+    Epoch {
+        /// Proof envelopes, one per chain, any order.
+        #[arg(required = true, num_args = 1..)]
+        proofs: Vec<PathBuf>,
+        /// The settled state the epoch starts from (genesis.json from example-epoch, or the
+        /// previous epoch's --next-state).
+        #[arg(long)]
+        state: PathBuf,
+        /// Where to write the epoch proof envelope.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where to write the settled state after this epoch.
+        #[arg(long)]
+        next_state: Option<PathBuf>,
+        /// Make the final proof for Ethereum (keccak transcript), with its verification gas.
+        #[arg(long = "final")]
+        final_proof: bool,
+    },
+    /// Write an epoch circuit's Solidity verifier and settlement contract (and their
+    /// deployment bytecode when `solc` is on PATH); with `--state`, the constructor's genesis
+    /// arguments; with `--proof`, the calldata of settle(), checked against the verifier.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["circuit", "proof"])))]
+    Settlement {
+        /// Directory to write into.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Epoch circuit, e.g. `epoch(rollup/d8-t2-e1-c1,rollup/d8-t2-e1-c1)`.
+        #[arg(long)]
+        circuit: Option<String>,
+        /// A final epoch proof: its circuit's contracts, plus settle()'s calldata.
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        /// The genesis settled state, for the constructor's arguments.
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
     /// Write the Solidity verifier of an aggregation circuit (and its deployment bytecode when
     /// `solc` is on PATH); with `--proof`, also the calldata, checked against the verifier.
@@ -216,6 +277,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen { .. }
             | Command::Prove { .. }
             | Command::Aggregate { .. }
+            | Command::Epoch { .. }
+            | Command::Settlement { .. }
             | Command::Verifier { .. }
     );
     let engine = if proves {
@@ -279,6 +342,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             report_engine(engine.as_ref(), before);
             Ok(code)
         }
+        Command::ExampleEpoch {
+            out_dir,
+            circuit,
+            chains,
+            epochs,
+            seed,
+        } => settle::example_epoch(&circuit, &chains, usize::from(epochs), seed, &out_dir),
+        Command::Epoch {
+            proofs,
+            state,
+            out,
+            next_state,
+            final_proof,
+        } => {
+            let before = engine.as_ref().and_then(engine_stats);
+            let code = settle::epoch(
+                &prover,
+                &proofs,
+                &state,
+                &out,
+                next_state.as_deref(),
+                final_proof,
+            )?;
+            report_engine(engine.as_ref(), before);
+            Ok(code)
+        }
+        Command::Settlement {
+            out_dir,
+            circuit,
+            proof,
+            state,
+        } => settle::settlement(
+            &prover,
+            &out_dir,
+            circuit.as_deref(),
+            proof.as_deref(),
+            state.as_deref(),
+        ),
         Command::Verifier {
             out_dir,
             circuit,
