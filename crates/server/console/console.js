@@ -242,7 +242,7 @@ async function refreshJobs() {
     const cancel = !["succeeded", "failed", "cancelled"].includes(j.status)
       ? el("button", { type: "button", class: "small danger", "data-cancel": j.id, onclick: () => cancelJob(j.id).then(refreshJobs) }, "Cancel")
       : "";
-    const tr = row(jobLink(j.id), j.tenant, j.type, j.circuit || "aggregate", j.status, j.device || "–",
+    const tr = row(jobLink(j.id), j.tenant, j.type, j.circuit || j.type, j.status, j.device || "–",
       fmtSeconds(j.timings.queued_seconds), fmtSeconds(j.timings.running_seconds), cancel);
     tr.dataset.job = j.id;
     tr.dataset.status = j.status;

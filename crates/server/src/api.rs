@@ -68,6 +68,10 @@ use crate::{auth::Caller, error::ApiError, store::JobRecord, AppState};
     components(schemas(
         jobs::JobRequest,
         jobs::AggregateInput,
+        jobs::SettledStateSchema,
+        jobs::SettledChainSchema,
+        jobs::EpochValuesSchema,
+        jobs::ChainValuesSchema,
         jobs::Accepted,
         jobs::JobView,
         jobs::AttemptView,
@@ -257,5 +261,34 @@ mod tests {
             }
         }
         assert!(text.contains("application/problem+json"));
+    }
+
+    #[test]
+    fn the_document_describes_epoch_jobs() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let request = serde_json::to_string(&schemas["JobRequest"]).unwrap();
+        assert!(request.contains(r#""epoch""#), "{request}");
+        assert!(
+            request.contains("#/components/schemas/SettledState"),
+            "{request}"
+        );
+        let state = &schemas["SettledState"];
+        assert_eq!(
+            state["properties"]["chains"]["additionalProperties"]["$ref"],
+            "#/components/schemas/SettledChain",
+            "{state}"
+        );
+        let kinds = &schemas["JobKind"]["enum"];
+        assert!(
+            kinds.as_array().unwrap().contains(&"epoch".into()),
+            "{kinds}"
+        );
+        let view = &schemas["JobView"]["properties"];
+        assert!(
+            view["evm_gas"].is_object() && view["epoch"].is_object(),
+            "{view}"
+        );
+        assert!(schemas["EpochValues"]["properties"]["chains"].is_object());
     }
 }

@@ -7,7 +7,7 @@
 
 use std::{fmt, str::FromStr};
 
-use proofmill_prover::Transcript;
+use proofmill_prover::{epoch::SettledState, Transcript};
 use serde::{Deserialize, Serialize};
 
 /// A value that is not one of a vocabulary's words.
@@ -97,6 +97,8 @@ vocabulary!(
         Prove => "prove",
         /// Fold proofs into one.
         Aggregate => "aggregate",
+        /// Settle one epoch: one proof per bridged chain, from the settled state.
+        Epoch => "epoch",
         /// Make (or fetch) a circuit's keys, so that proofs of it can be verified here.
         Keygen => "keygen",
     }
@@ -171,14 +173,32 @@ vocabulary!(
     }
 );
 
-/// One input of an aggregate job, as stored: one of the owner's jobs, or a proof envelope.
+/// One input of an aggregate or epoch job, as stored: one of the owner's jobs, or a proof
+/// envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum StoredInput {
-    /// A job whose proof is the input; the aggregate waits for it.
+    /// A job whose proof is the input; the aggregate or epoch waits for it.
     Job(String),
     /// A proof envelope (already checked for shape at submission).
     Proof(serde_json::Value),
+}
+
+/// A settled state inside [`StoredRequest`] is read through a JSON value: the tagged enum
+/// buffers its fields, and serde's buffer cannot read the state's chain-id map keys (JSON
+/// strings) as integers; a JSON value can.
+mod via_json_value {
+    use proofmill_prover::epoch::SettledState;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(state: &SettledState, s: S) -> Result<S::Ok, S::Error> {
+        state.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SettledState, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        serde_json::from_value(value).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A validated request as the job store keeps it (JSON in the `request` column): read only
@@ -207,9 +227,22 @@ pub enum StoredRequest {
         /// Order among the owner's own jobs.
         priority: i32,
     },
+    /// Settle one epoch.
+    Epoch {
+        /// The inputs: one proof per chain.
+        inputs: Vec<StoredInput>,
+        /// What L1 held before the epoch (validated at submission).
+        #[serde(with = "via_json_value")]
+        state: SettledState,
+        /// Final (keccak) rather than poseidon.
+        #[serde(rename = "final")]
+        final_: bool,
+        /// Order among the owner's own jobs.
+        priority: i32,
+    },
     /// Make a circuit's keys.
     Keygen {
-        /// A catalog name or an `aggregate(…)` name.
+        /// A catalog name, an `aggregate(…)` or an `epoch(…)` name.
         circuit: String,
         /// Order among the owner's own jobs.
         priority: i32,
@@ -222,16 +255,17 @@ impl StoredRequest {
         match self {
             Self::Prove { .. } => JobKind::Prove,
             Self::Aggregate { .. } => JobKind::Aggregate,
+            Self::Epoch { .. } => JobKind::Epoch,
             Self::Keygen { .. } => JobKind::Keygen,
         }
     }
 
-    /// The circuit named by the request (none for an aggregate: its circuit follows from its
-    /// inputs).
+    /// The circuit named by the request (none for an aggregate or an epoch: its circuit
+    /// follows from its inputs).
     pub fn circuit(&self) -> Option<&str> {
         match self {
             Self::Prove { circuit, .. } | Self::Keygen { circuit, .. } => Some(circuit),
-            Self::Aggregate { .. } => None,
+            Self::Aggregate { .. } | Self::Epoch { .. } => None,
         }
     }
 
@@ -239,16 +273,20 @@ impl StoredRequest {
     pub fn transcript(&self) -> Option<Transcript> {
         match self {
             Self::Prove { transcript, .. } => Some(*transcript),
-            Self::Aggregate { final_: true, .. } => Some(Transcript::Keccak),
-            Self::Aggregate { final_: false, .. } => Some(Transcript::Poseidon),
+            Self::Aggregate { final_: true, .. } | Self::Epoch { final_: true, .. } => {
+                Some(Transcript::Keccak)
+            }
+            Self::Aggregate { final_: false, .. } | Self::Epoch { final_: false, .. } => {
+                Some(Transcript::Poseidon)
+            }
             Self::Keygen { .. } => None,
         }
     }
 
-    /// The jobs an aggregate waits for, in input order.
+    /// The jobs an aggregate or epoch waits for, in input order.
     pub fn input_jobs(&self) -> Vec<String> {
         match self {
-            Self::Aggregate { inputs, .. } => inputs
+            Self::Aggregate { inputs, .. } | Self::Epoch { inputs, .. } => inputs
                 .iter()
                 .filter_map(|i| match i {
                     StoredInput::Job(id) => Some(id.clone()),
@@ -264,6 +302,7 @@ impl StoredRequest {
         match self {
             Self::Prove { priority, .. }
             | Self::Aggregate { priority, .. }
+            | Self::Epoch { priority, .. }
             | Self::Keygen { priority, .. } => *priority,
         }
     }
@@ -307,5 +346,48 @@ mod tests {
         assert!(
             serde_json::from_str::<StoredRequest>(r#"{"type":"prove","circuit":"c"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn stored_epoch_requests_round_trip() {
+        use proofmill_circuits::halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+        let state = SettledState::genesis([(3, Fr::from(1), Fr::from(2), u128::MAX)]);
+        let epoch = StoredRequest::Epoch {
+            inputs: vec![
+                StoredInput::Job("job_a".into()),
+                StoredInput::Proof(serde_json::json!({"format": "x"})),
+                StoredInput::Job("job_b".into()),
+            ],
+            state: state.clone(),
+            final_: true,
+            priority: -2,
+        };
+        let text = serde_json::to_string(&epoch).unwrap();
+        assert!(
+            text.starts_with(r#"{"type":"epoch","inputs":"#) && text.contains(r#""final":true"#),
+            "{text}"
+        );
+        let back: StoredRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, epoch);
+        assert_eq!(back.kind(), JobKind::Epoch);
+        assert_eq!(back.kind().as_str().parse::<JobKind>(), Ok(JobKind::Epoch));
+        assert_eq!(back.input_jobs(), ["job_a", "job_b"]);
+        assert_eq!(back.transcript(), Some(Transcript::Keccak));
+        assert_eq!(back.circuit(), None);
+        assert_eq!(back.priority(), -2);
+        let StoredRequest::Epoch { state: read, .. } = &back else {
+            unreachable!()
+        };
+        assert_eq!(read.chains[&3].balance, u128::MAX);
+        let poseidon = StoredRequest::Epoch {
+            inputs: vec![StoredInput::Job("job_a".into())],
+            state,
+            final_: false,
+            priority: 0,
+        };
+        assert_eq!(poseidon.transcript(), Some(Transcript::Poseidon));
+        let mut value = serde_json::to_value(&poseidon).unwrap();
+        value["state"]["extra"] = 1.into();
+        assert!(serde_json::from_value::<StoredRequest>(value).is_err());
     }
 }

@@ -36,7 +36,7 @@ use sqlx::{
 
 pub use crate::job::JobStatus;
 pub use jobs::{Insert, JobRecord, NewJob, QueueShare};
-pub use leases::{AttemptRecord, Completed, Lease, Reaped, Requeued, Retried};
+pub use leases::{AttemptRecord, Completed, Lease, Reaped, Requeued, ResultFacts, Retried};
 pub use nodes::NodeRecord;
 pub use stats::{HourRow, ProblemRow, QueueRow};
 pub use tenants::{KeyOwner, UsageRow};
@@ -302,5 +302,75 @@ mod tests {
             "{weird}"
         );
         assert!(!redact_url("secret-text").contains("secret"));
+    }
+
+    /// An epoch job's row: its request read back whole, its input jobs, and the gas and
+    /// public values recorded with its result (an older-style completion leaves them null).
+    #[tokio::test]
+    async fn epoch_rows_keep_their_request_gas_and_values() {
+        use crate::job::{JobKind, StoredInput, StoredRequest};
+        use proofmill_circuits::halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+        use proofmill_prover::epoch::SettledState;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(&dir.path().join("jobs.db")).await.unwrap();
+        let request = StoredRequest::Epoch {
+            inputs: vec![
+                StoredInput::Job("job_dep".into()),
+                StoredInput::Proof(serde_json::json!({"format": "x"})),
+            ],
+            state: SettledState::genesis([
+                (1, Fr::from(1), Fr::from(2), 5),
+                (7, Fr::from(3), Fr::from(4), 0),
+            ]),
+            final_: true,
+            priority: 0,
+        };
+        for id in ["job_epoch", "job_plain"] {
+            let job = NewJob {
+                id: id.into(),
+                tenant: "t".into(),
+                request: request.clone(),
+            };
+            let Insert::Created(row) = store.insert(job, None, 10).await.unwrap() else {
+                panic!("not created")
+            };
+            assert_eq!(row.kind, JobKind::Epoch);
+            assert_eq!(row.input_jobs, ["job_dep"]);
+            assert_eq!((row.evm_gas, row.epoch.as_ref()), (None, None));
+        }
+        assert_eq!(store.request("job_epoch").await.unwrap(), Some(request));
+
+        let attempt = store
+            .claim("job_epoch", "n", "cpu", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let facts = ResultFacts {
+            evm_gas: Some(412_345),
+            epoch: Some(serde_json::json!({"epoch": 1, "chains": []})),
+        };
+        let done = store
+            .complete_with("job_epoch", attempt, Some("proofs/e.json"), "0xvk", &facts)
+            .await
+            .unwrap();
+        assert_eq!(done, Completed::Recorded);
+        let row = store.get("job_epoch").await.unwrap().unwrap();
+        assert_eq!(row.status, JobStatus::Succeeded);
+        assert_eq!(row.evm_gas, Some(412_345));
+        assert_eq!(row.epoch, facts.epoch);
+
+        let attempt = store
+            .claim("job_plain", "n", "cpu", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .complete("job_plain", attempt, Some("proofs/p.json"), "0xvk")
+            .await
+            .unwrap();
+        let row = store.get("job_plain").await.unwrap().unwrap();
+        assert_eq!((row.evm_gas, row.epoch), (None, None));
+        store.close().await;
     }
 }

@@ -23,8 +23,10 @@ use std::{
 
 use proofmill_circuits::{CatalogCircuit, Witness};
 use proofmill_prover::{
-    devices::ProvingDevice, engine::DevicePool, KeySource, ProofCircuit, ProofEnvelope, Prover,
-    Stage, Transcript,
+    devices::ProvingDevice,
+    engine::DevicePool,
+    epoch::{EpochValues, SettledState},
+    KeySource, ProofCircuit, ProofEnvelope, Prover, Stage, Transcript,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -52,6 +54,15 @@ pub enum Work {
         /// Final (keccak, EVM-verifiable) rather than intermediate (poseidon).
         final_: bool,
     },
+    /// Settle an epoch.
+    Epoch {
+        /// The proofs, one per chain.
+        inputs: Vec<ProofEnvelope>,
+        /// What L1 held before the epoch.
+        state: Box<SettledState>,
+        /// Final (keccak, EVM-verifiable) rather than intermediate (poseidon).
+        final_: bool,
+    },
     /// Make (or load) a circuit's keys.
     Keygen {
         /// The circuit.
@@ -74,7 +85,16 @@ pub struct Assignment {
 #[derive(Debug)]
 pub enum Outcome {
     /// A proof the stock verifier accepted.
-    Proved(Box<ProofEnvelope>),
+    Proved {
+        /// The proof.
+        envelope: Box<ProofEnvelope>,
+        /// A final aggregate or epoch proof: the EVM gas its generated Solidity verifier used
+        /// to accept it (none without solc, or when the measurement failed: the proof is
+        /// valid either way).
+        evm_gas: Option<u64>,
+        /// An epoch proof: its public values, decoded.
+        epoch: Option<Box<EpochValues>>,
+    },
     /// A keygen job's keys are ready.
     KeysReady {
         /// The circuit.
@@ -136,6 +156,11 @@ enum PreparedWork {
     },
     Aggregate {
         inputs: Vec<ProofEnvelope>,
+        final_: bool,
+    },
+    Epoch {
+        inputs: Vec<ProofEnvelope>,
+        state: Box<SettledState>,
         final_: bool,
     },
     Keygen {
@@ -337,6 +362,15 @@ fn prepare_loop(rx: Receiver<Assignment>, prepared_tx: SyncSender<Prepared>, rep
                 }
             }
             Work::Aggregate { inputs, final_ } => PreparedWork::Aggregate { inputs, final_ },
+            Work::Epoch {
+                inputs,
+                state,
+                final_,
+            } => PreparedWork::Epoch {
+                inputs,
+                state,
+                final_,
+            },
             Work::Keygen { circuit } => PreparedWork::Keygen { circuit },
         };
         reporter.stage(&job_id, JobStage::WaitingForDevice);
@@ -386,6 +420,53 @@ fn prove_loop(
     }
 }
 
+/// A verified proof with what it shows: the EVM gas of a final recursive (aggregate or epoch)
+/// proof, measured here on the thread that made it, and an epoch proof's public values.
+/// Neither can fail the job: the proof is valid and verified, so a measurement that fails is
+/// a warning and an absent value.
+fn proved(prover: &Prover, job_id: &str, envelope: ProofEnvelope, epoch: bool) -> Outcome {
+    let recursive = ProofCircuit::parse(&envelope.circuit).is_ok_and(|c| c.is_recursive());
+    let evm_gas = if recursive && envelope.transcript == Transcript::Keccak {
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| prover.evm_gas(&envelope))) {
+            Ok(Ok(Some(gas))) => {
+                tracing::info!(job = %job_id, gas, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "EVM verification gas measured");
+                Some(gas)
+            }
+            Ok(Ok(None)) => {
+                tracing::info!(job = %job_id, "no solc on this node: the EVM verification gas is not measured");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(job = %job_id, error = %e, "could not measure the EVM verification gas; the proof itself is valid");
+                None
+            }
+            Err(panic) => {
+                tracing::warn!(job = %job_id, error = %panic_message(&*panic), "measuring the EVM verification gas panicked; the proof itself is valid");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let epoch = if epoch {
+        match EpochValues::from_envelope(&envelope) {
+            Ok(values) => Some(Box::new(values)),
+            Err(e) => {
+                tracing::warn!(job = %job_id, error = %e, "could not decode the epoch proof's public values");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Outcome::Proved {
+        envelope: Box::new(envelope),
+        evm_gas,
+        epoch,
+    }
+}
+
 fn run_job(prover: &Prover, job: &Prepared, reporter: &Reporter) -> Outcome {
     let current: Mutex<Option<(JobStage, Instant)>> = Mutex::new(None);
     let close_stage = || {
@@ -415,10 +496,19 @@ fn run_job(prover: &Prover, job: &Prepared, reporter: &Reporter) -> Outcome {
             transcript,
         } => prover
             .prove_witness(circuit, witness, *transcript, &progress)
-            .map(|e| Outcome::Proved(Box::new(e))),
+            .map(|e| proved(prover, &job.job_id, e, false)),
         PreparedWork::Aggregate { inputs, final_ } => prover
             .aggregate(inputs, *final_, &progress)
-            .map(|e| Outcome::Proved(Box::new(e))),
+            .map(|e| proved(prover, &job.job_id, e, false)),
+        // Input aggregations' keys must be on this appliance, as for aggregate jobs (an input
+        // never starts a keygen: that is a keygen job's work).
+        PreparedWork::Epoch {
+            inputs,
+            state,
+            final_,
+        } => prover
+            .epoch(inputs, state, *final_, KeySource::Existing, &progress)
+            .map(|e| proved(prover, &job.job_id, e, true)),
         PreparedWork::Keygen { circuit } => prover
             .keys_for(circuit, KeySource::Generate, &progress)
             .map(|(_, keys)| Outcome::KeysReady {

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use proofmill_prover::{ProofCircuit, ProofEnvelope, Transcript};
+use proofmill_prover::{epoch::SettledState, ProofCircuit, ProofEnvelope, ProverError, Transcript};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -27,6 +27,8 @@ use crate::{
 
 /// The most inputs one aggregate job may fold.
 pub const MAX_AGGREGATE_INPUTS: usize = 64;
+/// The most inputs (chains) one epoch job may settle.
+pub const MAX_EPOCH_INPUTS: usize = 64;
 /// The longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -66,9 +68,28 @@ pub enum JobRequest {
         #[serde(default)]
         priority: i32,
     },
+    /// Settle one epoch: one proof per bridged chain (a `rollup/…` batch proof or an aggregate
+    /// of a chain's consecutive batches, poseidon transcript), proven against what L1 holds.
+    /// The proof's public values are shown as the job's `epoch` once it has succeeded.
+    Epoch {
+        /// 1 to 64 proofs, one per chain, in any order: earlier jobs of the caller, or
+        /// envelopes. (Read one by one, so that an error names the input.)
+        #[schema(value_type = Vec<AggregateInput>, min_items = 1, max_items = 64)]
+        inputs: Vec<serde_json::Value>,
+        /// What L1 holds before the epoch: the last settled epoch, its global exit root and
+        /// every registered chain's settled state (the settlement contract's storage).
+        #[schema(value_type = SettledStateSchema)]
+        state: SettledState,
+        /// Final proof (keccak transcript, verifiable by the settlement contract).
+        #[serde(default, rename = "final")]
+        final_: bool,
+        /// As for prove jobs.
+        #[serde(default)]
+        priority: i32,
+    },
     /// Make (or load) a circuit's keys, so that its proofs can be verified and aggregated
-    /// here: a catalog name or an `aggregate(…)` name. Admitted, queued and counted like any
-    /// other job.
+    /// here: a catalog name, an `aggregate(…)` or an `epoch(…)` name. Admitted, queued and
+    /// counted like any other job.
     Keygen {
         /// The circuit.
         #[schema(min_length = 1, max_length = 16384)]
@@ -82,7 +103,7 @@ pub enum JobRequest {
 /// The fields of each variant, read with their paths tracked (serde loses the path inside an
 /// internally tagged enum).
 mod fields {
-    use proofmill_prover::Transcript;
+    use proofmill_prover::{epoch::SettledState, Transcript};
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -104,6 +125,19 @@ mod fields {
         #[serde(rename = "type")]
         pub _type: String,
         pub inputs: Vec<serde_json::Value>,
+        #[serde(default, rename = "final")]
+        pub final_: bool,
+        #[serde(default)]
+        pub priority: i32,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Epoch {
+        #[serde(rename = "type")]
+        pub _type: String,
+        pub inputs: Vec<serde_json::Value>,
+        pub state: SettledState,
         #[serde(default, rename = "final")]
         pub final_: bool,
         #[serde(default)]
@@ -137,12 +171,12 @@ impl<'de> Deserialize<'de> for JobRequest {
             Some(serde_json::Value::String(kind)) => kind.clone(),
             Some(other) => {
                 return Err(D::Error::custom(format!(
-                    "type: expected prove, aggregate or keygen, got {other}"
+                    "type: expected prove, aggregate, epoch or keygen, got {other}"
                 )))
             }
             None if value.is_object() => {
                 return Err(D::Error::custom(
-                    "missing field `type`: prove, aggregate or keygen",
+                    "missing field `type`: prove, aggregate, epoch or keygen",
                 ))
             }
             None => {
@@ -169,6 +203,15 @@ impl<'de> Deserialize<'de> for JobRequest {
                     priority: f.priority,
                 })
             }
+            "epoch" => {
+                let f: fields::Epoch = read(value)?;
+                Ok(Self::Epoch {
+                    inputs: f.inputs,
+                    state: f.state,
+                    final_: f.final_,
+                    priority: f.priority,
+                })
+            }
             "keygen" => {
                 let f: fields::Keygen = read(value)?;
                 Ok(Self::Keygen {
@@ -177,14 +220,14 @@ impl<'de> Deserialize<'de> for JobRequest {
                 })
             }
             other => Err(D::Error::custom(format!(
-                "type: unknown variant `{other}`, expected prove, aggregate or keygen"
+                "type: unknown variant `{other}`, expected prove, aggregate, epoch or keygen"
             ))),
         }
     }
 }
 
-/// One input of an aggregate job: exactly one of `job` (one of the caller's jobs; the
-/// aggregate waits for it) and `proof` (an envelope).
+/// One input of an aggregate or epoch job: exactly one of `job` (one of the caller's jobs;
+/// the aggregate or epoch waits for it) and `proof` (an envelope).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AggregateInput {
@@ -193,6 +236,75 @@ pub enum AggregateInput {
     /// A proof envelope.
     #[schema(value_type = super::verify::ProofEnvelopeSchema)]
     Proof(serde_json::Value),
+}
+
+/// What L1 holds between epochs (`proofmill_prover::epoch::SettledState`), as an epoch job's
+/// `state`.
+#[derive(Debug, ToSchema)]
+#[schema(as = SettledState)]
+#[allow(dead_code)] // the document's description of proofmill_prover::epoch::SettledState
+pub struct SettledStateSchema {
+    /// The last settled epoch (0 at genesis); the job proves the next one.
+    #[schema(minimum = 0)]
+    epoch: u64,
+    /// The global exit root over the chains' exit roots, `0x` + 64 hex digits (checked
+    /// against them at submission).
+    #[schema(pattern = "^0[xX][0-9a-fA-F]{64}$")]
+    global_exit_root: String,
+    /// Registered chains by chain id (a decimal string, 0 to 255).
+    chains: HashMap<String, SettledChainSchema>,
+}
+
+/// One registered chain's settled state, in [`SettledStateSchema`].
+#[derive(Debug, ToSchema)]
+#[schema(as = SettledChain)]
+#[allow(dead_code)] // the document's description of proofmill_prover::epoch::SettledChain
+pub struct SettledChainSchema {
+    /// The chain's settled state root, `0x` + 64 hex digits.
+    #[schema(pattern = "^0[xX][0-9a-fA-F]{64}$")]
+    state_root: String,
+    /// The chain's settled local exit root (its leaf of the global exit tree).
+    #[schema(pattern = "^0[xX][0-9a-fA-F]{64}$")]
+    exit_root: String,
+    /// Value bridged into the chain minus value exited from it, below 2^128: a decimal
+    /// string.
+    #[schema(pattern = "^[0-9]{1,39}$")]
+    balance: String,
+}
+
+/// The decoded public values of an epoch proof (`proofmill_prover::epoch::EpochValues`), as
+/// an epoch job's `epoch`.
+#[derive(Debug, ToSchema)]
+#[schema(as = EpochValues)]
+#[allow(dead_code)] // the document's description of proofmill_prover::epoch::EpochValues
+pub struct EpochValuesSchema {
+    /// The epoch number settled.
+    epoch: u64,
+    /// The global exit root its claims were proven against, `0x` + 64 hex digits.
+    previous_global_exit_root: String,
+    /// The global exit root after it.
+    new_global_exit_root: String,
+    /// Per chain, in increasing chain id.
+    chains: Vec<ChainValuesSchema>,
+}
+
+/// One chain's public values in an epoch proof, in [`EpochValuesSchema`].
+#[derive(Debug, ToSchema)]
+#[schema(as = ChainValues)]
+#[allow(dead_code)] // the document's description of proofmill_prover::epoch::ChainValues
+pub struct ChainValuesSchema {
+    /// The chain id.
+    chain_id: u64,
+    /// State root before the epoch.
+    old_state_root: String,
+    /// State root after it.
+    new_state_root: String,
+    /// Local exit root after it.
+    new_exit_root: String,
+    /// Bridge balance before it, a decimal string.
+    old_balance: String,
+    /// Bridge balance after it, a decimal string.
+    new_balance: String,
 }
 
 /// `202` answer to a submission.
@@ -226,7 +338,7 @@ pub struct JobView {
     pub id: String,
     /// The tenant it belongs to.
     pub tenant: String,
-    /// `prove`, `aggregate` or `keygen`.
+    /// `prove`, `aggregate`, `epoch` or `keygen`.
     #[serde(rename = "type")]
     pub kind: JobKind,
     /// Prove and keygen jobs: the circuit.
@@ -243,7 +355,7 @@ pub struct JobView {
     /// Transcript of the proof (`poseidon` or `keccak`; absent for keygen jobs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
-    /// Aggregate jobs: the input jobs it waits for.
+    /// Aggregate and epoch jobs: the input jobs it waits for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_jobs: Option<Vec<String>>,
     /// The device it runs or ran on.
@@ -256,6 +368,16 @@ pub struct JobView {
     /// keys made).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vk_hash: Option<String>,
+    /// Final aggregate and epoch jobs: the gas the generated Solidity verifier used to accept
+    /// the proof in an EVM (revm, mainnet rules), measured when it was made; absent without
+    /// solc on the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evm_gas: Option<u64>,
+    /// Succeeded epoch jobs: the proof's public values, decoded (what the settlement contract
+    /// checks and stores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EpochValuesSchema>)]
+    pub epoch: Option<serde_json::Value>,
     /// Times it was claimed (every claim is a numbered attempt).
     pub attempts: i64,
     /// Attempts that failed for a retryable reason; `max_failures` of them dead-letter it.
@@ -329,11 +451,14 @@ impl JobView {
             progress: job.progress,
             priority: job.priority,
             transcript: job.transcript.map(|t| t.to_string()),
-            input_jobs: (job.kind == JobKind::Aggregate).then(|| job.input_jobs.clone()),
+            input_jobs: matches!(job.kind, JobKind::Aggregate | JobKind::Epoch)
+                .then(|| job.input_jobs.clone()),
             device: job.device.clone(),
             node: job.node.clone(),
             error: job.error.clone(),
             vk_hash: job.vk_hash.clone(),
+            evm_gas: job.evm_gas,
+            epoch: job.epoch.clone(),
             attempts: job.attempts,
             failures: job.failures,
             deaths: job.deaths,
@@ -396,15 +521,15 @@ fn new_job_id() -> String {
     format!("job_{:032x}", rand::random::<u128>())
 }
 
-/// Submit a prove, aggregate or keygen job.
+/// Submit a prove, aggregate, epoch or keygen job.
 #[utoipa::path(post, path = "/v1/jobs", request_body = JobRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: makes the submission safe to retry")),
     responses(
         (status = 202, body = Accepted, description = "accepted and durable"),
         (status = 400, body = Problem, description = "the body is not JSON"),
-        (status = 409, body = Problem, description = "an aggregate input's keys are not on this appliance"),
+        (status = 409, body = Problem, description = "an aggregate or epoch input's keys are not on this appliance"),
         (status = 413, body = Problem, description = "the body is over the limit"),
-        (status = 422, body = Problem, description = "the request is wrong: shape, circuit, input, priority, inputs"),
+        (status = 422, body = Problem, description = "the request is wrong: shape, circuit, input, priority, inputs, settled state"),
         (status = 429, body = Problem, description = "the tenant has its maximum of queued and running jobs")
     ))]
 pub async fn submit_job(
@@ -547,17 +672,24 @@ async fn validate(
                     inputs.len()
                 )));
             }
-            let mut stored = Vec::with_capacity(inputs.len());
-            for (i, input) in inputs.into_iter().enumerate() {
-                let input: AggregateInput = serde_json::from_value(input).map_err(|e| {
-                    ApiError::InvalidRequest(format!(
-                        "inputs[{i}]: give exactly one of \"job\" (a job id) and \"proof\" (an envelope): {e}"
-                    ))
-                })?;
-                stored.push(validate_input(state, caller, i, input).await?);
-            }
             StoredRequest::Aggregate {
-                inputs: stored,
+                inputs: validate_inputs(state, caller, inputs, Folding::Aggregate).await?,
+                final_,
+                priority,
+            }
+        }
+        JobRequest::Epoch {
+            inputs,
+            state: settled,
+            final_,
+            priority,
+        } => {
+            check_priority(caller, priority)?;
+            check_epoch_inputs(inputs.len())?;
+            check_settled_state(&settled)?;
+            StoredRequest::Epoch {
+                inputs: validate_inputs(state, caller, inputs, Folding::Epoch).await?,
+                state: settled,
                 final_,
                 priority,
             }
@@ -578,14 +710,90 @@ async fn validate(
     })
 }
 
-/// One aggregate input: the caller's job that makes a poseidon proof, or an envelope of a
-/// poseidon proof whose circuit this appliance has keys for when it is an aggregation (an
-/// input never starts a keygen: that is a keygen job's work).
+/// The number of an epoch's inputs: one per chain, 1 to [`MAX_EPOCH_INPUTS`].
+fn check_epoch_inputs(count: usize) -> Result<(), ApiError> {
+    if count == 0 || count > MAX_EPOCH_INPUTS {
+        return Err(ApiError::InvalidRequest(format!(
+            "inputs has {count} entries; an epoch job settles 1 to {MAX_EPOCH_INPUTS} proofs, one per chain"
+        )));
+    }
+    Ok(())
+}
+
+/// An epoch's settled state is consistent: chain ids in range, the global exit root the
+/// chains' exit roots give.
+fn check_settled_state(settled: &SettledState) -> Result<(), ApiError> {
+    if settled.epoch == u64::MAX {
+        return Err(ApiError::InvalidRequest(format!(
+            "state.epoch: {} is the last epoch number; there is no next epoch to settle",
+            settled.epoch
+        )));
+    }
+    settled.validate().map_err(|e| match e {
+        ProverError::Epoch(m) => ApiError::InvalidRequest(format!(
+            "state: {}",
+            m.strip_prefix("settled state: ").unwrap_or(&m)
+        )),
+        e => ApiError::InvalidRequest(format!("state: {e}")),
+    })
+}
+
+/// What a job does with its input proofs, for the words of its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Folding {
+    /// An aggregate job folds them.
+    Aggregate,
+    /// An epoch job settles them.
+    Epoch,
+}
+
+impl Folding {
+    /// What happens to an input: "aggregated" or "settled".
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Aggregate => "aggregated",
+            Self::Epoch => "settled in an epoch",
+        }
+    }
+
+    /// The job, as a noun.
+    fn job(self) -> &'static str {
+        match self {
+            Self::Aggregate => "aggregate",
+            Self::Epoch => "epoch",
+        }
+    }
+}
+
+/// Every input of an aggregate or epoch, read one by one so that an error names it.
+async fn validate_inputs(
+    state: &AppState,
+    caller: &Caller,
+    inputs: Vec<serde_json::Value>,
+    folding: Folding,
+) -> Result<Vec<StoredInput>, ApiError> {
+    let mut stored = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let input: AggregateInput = serde_json::from_value(input).map_err(|e| {
+            ApiError::InvalidRequest(format!(
+                "inputs[{i}]: give exactly one of \"job\" (a job id) and \"proof\" (an envelope): {e}"
+            ))
+        })?;
+        stored.push(validate_input(state, caller, i, input, folding).await?);
+    }
+    Ok(stored)
+}
+
+/// One aggregate or epoch input: the caller's job that makes a poseidon proof (not an
+/// epoch's), or an envelope of a poseidon proof (not an epoch's) whose circuit this
+/// appliance has keys for when it is an aggregation (an input never starts a keygen: that is
+/// a keygen job's work).
 async fn validate_input(
     state: &AppState,
     caller: &Caller,
     i: usize,
     input: AggregateInput,
+    folding: Folding,
 ) -> Result<StoredInput, ApiError> {
     match input {
         AggregateInput::Job(id) => {
@@ -606,11 +814,18 @@ async fn validate_input(
                     dep.error.unwrap_or_default()
                 )));
             }
+            if dep.kind == JobKind::Epoch {
+                return Err(ApiError::InvalidRequest(format!(
+                    "inputs[{i}].job: job {id} is an epoch job; an epoch proof is settled on Ethereum, it cannot be {} again",
+                    folding.verb()
+                )));
+            }
             if dep.transcript != Some(Transcript::Poseidon) {
                 return Err(ApiError::InvalidRequest(format!(
-                    "inputs[{i}].job: job {id} makes no poseidon-transcript proof ({} job{}); only poseidon proofs can be aggregated",
+                    "inputs[{i}].job: job {id} makes no poseidon-transcript proof ({} job{}); only poseidon proofs can be {}",
                     dep.kind,
-                    dep.transcript.map(|t| format!(", {t} transcript")).unwrap_or_default()
+                    dep.transcript.map(|t| format!(", {t} transcript")).unwrap_or_default(),
+                    folding.verb()
                 )));
             }
             Ok(StoredInput::Job(id))
@@ -624,8 +839,9 @@ async fn validate_input(
             envelope.instance_values().map_err(|e| bad(&e))?;
             if envelope.transcript != Transcript::Poseidon {
                 return Err(bad(&format!(
-                    "the {} transcript cannot be aggregated; only poseidon proofs can",
-                    envelope.transcript
+                    "the {} transcript cannot be {}; only poseidon proofs can",
+                    envelope.transcript,
+                    folding.verb()
                 )));
             }
             let circuit = circuit_name(&envelope.circuit).map_err(|e| match e {
@@ -634,13 +850,20 @@ async fn validate_input(
                 }
                 other => other,
             })?;
-            if matches!(circuit, ProofCircuit::Aggregate(_))
-                && state.prover.key_store().cached(&circuit.name()).is_empty()
+            if matches!(circuit, ProofCircuit::Epoch(_)) {
+                return Err(bad(&format!(
+                    "circuit: {} is an epoch; an epoch proof is settled on Ethereum, it cannot be {} again",
+                    envelope.circuit,
+                    folding.verb()
+                )));
+            }
+            if circuit.is_recursive() && state.prover.key_store().cached(&circuit.name()).is_empty()
             {
                 return Err(ApiError::KeysMissing(format!(
-                    "inputs[{i}].proof: no keys for {} on this appliance: submit a keygen job for it first ({{\"type\":\"keygen\",\"circuit\":\"{}\"}}), then this aggregate",
+                    "inputs[{i}].proof: no keys for {} on this appliance: submit a keygen job for it first ({{\"type\":\"keygen\",\"circuit\":\"{}\"}}), then this {}",
                     circuit.name(),
-                    circuit.name()
+                    circuit.name(),
+                    folding.job()
                 )));
             }
             Ok(StoredInput::Proof(proof))
@@ -906,6 +1129,159 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("priority"), "{err}");
+    }
+
+    /// A consistent settled state of chains 1 and 2, as JSON.
+    fn settled_json() -> serde_json::Value {
+        use proofmill_circuits::halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+        let state = SettledState::genesis([
+            (1, Fr::from(11), Fr::from(12), 1_000),
+            (2, Fr::from(21), Fr::from(22), 0),
+        ]);
+        serde_json::to_value(&state).unwrap()
+    }
+
+    fn epoch_body(state: serde_json::Value, extra: Option<(&str, serde_json::Value)>) -> Vec<u8> {
+        let mut body = serde_json::json!({
+            "type": "epoch",
+            "inputs": [{"job": "job_a"}, {"proof": {"format": "proofmill-proof/1"}}],
+            "state": state,
+        });
+        if let Some((key, value)) = extra {
+            body[key] = value;
+        }
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    #[test]
+    fn epoch_requests_parse_and_name_what_is_wrong() {
+        let ok = parse_json::<JobRequest>(&epoch_body(settled_json(), None)).unwrap();
+        let JobRequest::Epoch {
+            inputs,
+            state,
+            final_,
+            priority,
+        } = ok
+        else {
+            panic!("not an epoch request: {ok:?}")
+        };
+        assert_eq!((inputs.len(), final_, priority), (2, false, 0));
+        assert_eq!(state.chains.len(), 2);
+        assert_eq!(state.chains[&1].balance, 1_000);
+        check_settled_state(&state).unwrap();
+        let ok = parse_json::<JobRequest>(&epoch_body(
+            settled_json(),
+            Some(("final", serde_json::Value::Bool(true))),
+        ))
+        .unwrap();
+        assert!(matches!(ok, JobRequest::Epoch { final_: true, .. }));
+
+        // A bad value deep in the state names its path.
+        let mut state = settled_json();
+        state["chains"]["1"]["balance"] = "lots".into();
+        let err = parse_json::<JobRequest>(&epoch_body(state, None)).unwrap_err();
+        assert!(matches!(err, ApiError::InvalidRequest(_)), "{err:?}");
+        let err = err.to_string();
+        assert!(err.starts_with("state.chains.1.balance: "), "{err}");
+        assert!(err.contains("lots"), "{err}");
+        let mut state = settled_json();
+        state["global_exit_root"] = "0x12".into();
+        let err = parse_json::<JobRequest>(&epoch_body(state, None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("state.global_exit_root: "), "{err}");
+        let mut state = settled_json();
+        state["chains"]["two"] = state["chains"]["2"].clone();
+        let err = parse_json::<JobRequest>(&epoch_body(state, None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("state.chains"), "{err}");
+        let err = parse_json::<JobRequest>(&epoch_body(serde_json::Value::Null, None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("state: "), "{err}");
+        let err = parse_json::<JobRequest>(br#"{"type":"epoch","inputs":[{"job":"a"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("state"), "{err}");
+
+        // Unknown fields are refused, at the top and inside the state.
+        let err = parse_json::<JobRequest>(&epoch_body(
+            settled_json(),
+            Some(("chains", serde_json::json!([1]))),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `chains`"), "{err}");
+        let mut state = settled_json();
+        state["chains"]["2"]["balanse"] = "1".into();
+        let err = parse_json::<JobRequest>(&epoch_body(state, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("state.chains.2") && err.contains("unknown field `balanse`"),
+            "{err}"
+        );
+        let mut state = settled_json();
+        state["epochs"] = 3.into();
+        let err = parse_json::<JobRequest>(&epoch_body(state, None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `epochs`"), "{err}");
+
+        // A state of the right shape that is inconsistent is refused at submission.
+        let mut state = settled_json();
+        state["chains"]["2"]["exit_root"] = state["chains"]["1"]["exit_root"].clone();
+        let Ok(JobRequest::Epoch { state, .. }) =
+            parse_json::<JobRequest>(&epoch_body(state, None))
+        else {
+            panic!("the shape is right")
+        };
+        let err = check_settled_state(&state).unwrap_err();
+        assert!(matches!(err, ApiError::InvalidRequest(_)), "{err:?}");
+        let err = err.to_string();
+        assert!(err.starts_with("state: global_exit_root is "), "{err}");
+        let mut state = settled_json();
+        state["chains"]["300"] = state["chains"]["2"].clone();
+        let Ok(JobRequest::Epoch { state, .. }) =
+            parse_json::<JobRequest>(&epoch_body(state, None))
+        else {
+            panic!("the shape is right")
+        };
+        let err = check_settled_state(&state).unwrap_err().to_string();
+        assert!(
+            err.starts_with("state: chain id 300 is out of range"),
+            "{err}"
+        );
+        let mut state = settled_json();
+        state["epoch"] = u64::MAX.into();
+        let Ok(JobRequest::Epoch { state, .. }) =
+            parse_json::<JobRequest>(&epoch_body(state, None))
+        else {
+            panic!("the shape is right")
+        };
+        let err = check_settled_state(&state).unwrap_err().to_string();
+        assert!(err.starts_with("state.epoch: "), "{err}");
+
+        // One to 64 inputs, one per chain.
+        for (count, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+            match check_epoch_inputs(count) {
+                Ok(()) => assert!(ok, "{count} inputs accepted"),
+                Err(e) => {
+                    assert!(!ok, "{count} inputs refused: {e}");
+                    assert!(matches!(e, ApiError::InvalidRequest(_)), "{e:?}");
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(&format!("inputs has {count} entries")) && e.contains("1 to 64"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        let err = parse_json::<JobRequest>(br#"{"type":"epoc"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prove, aggregate, epoch or keygen"), "{err}");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub struct ProofEnvelopeSchema {
     /// Always `proofmill-proof/1`.
     #[schema(pattern = "^proofmill-proof/1$")]
     format: String,
-    /// The circuit: a catalog name or `aggregate(…)`.
+    /// The circuit: a catalog name, `aggregate(…)` or `epoch(…)`.
     #[schema(min_length = 1, max_length = 16384)]
     circuit: String,
     /// log2 of the circuit's rows.

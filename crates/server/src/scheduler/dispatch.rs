@@ -298,7 +298,7 @@ impl Scheduler {
                     Err(e) => Ok(Placement::Fail(e.to_string())),
                 }
             }
-            JobKind::Aggregate => {
+            JobKind::Aggregate | JobKind::Epoch => {
                 for (i, dep) in job.input_jobs.iter().enumerate() {
                     let Some(dep_job) = self.inner.store.get(dep).await? else {
                         return Ok(Placement::Fail(format!(
@@ -338,9 +338,9 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Reads a claimed job's request (and an aggregate's input proofs) and hands it to its
-    /// worker: a task of its own, so that a large request or a slow bucket delays only this
-    /// job.
+    /// Reads a claimed job's request (and an aggregate's or epoch's input proofs) and hands it
+    /// to its worker: a task of its own, so that a large request or a slow bucket delays only
+    /// this job.
     async fn hand_over(
         &self,
         job_id: String,
@@ -434,21 +434,34 @@ impl Scheduler {
                 circuit: ProofCircuit::parse(&circuit)
                     .map_err(|e| Handover::Fail(e.to_string()))?,
             }),
-            StoredRequest::Aggregate { inputs, final_, .. } => {
-                let mut envelopes = Vec::with_capacity(inputs.len());
-                for (i, input) in inputs.into_iter().enumerate() {
-                    envelopes.push(self.input_proof(i, input).await?);
-                }
-                Ok(Work::Aggregate {
-                    inputs: envelopes,
-                    final_,
-                })
-            }
+            StoredRequest::Aggregate { inputs, final_, .. } => Ok(Work::Aggregate {
+                inputs: self.input_proofs(inputs).await?,
+                final_,
+            }),
+            StoredRequest::Epoch {
+                inputs,
+                state,
+                final_,
+                ..
+            } => Ok(Work::Epoch {
+                inputs: self.input_proofs(inputs).await?,
+                state: Box::new(state),
+                final_,
+            }),
         }
     }
 
-    /// One aggregate input as an envelope: an input job's proof from the artifact store, or
-    /// the envelope the request carries.
+    /// An aggregate's or epoch's inputs as envelopes, in order.
+    async fn input_proofs(&self, inputs: Vec<StoredInput>) -> Result<Vec<ProofEnvelope>, Handover> {
+        let mut envelopes = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            envelopes.push(self.input_proof(i, input).await?);
+        }
+        Ok(envelopes)
+    }
+
+    /// One aggregate or epoch input as an envelope: an input job's proof from the artifact
+    /// store, or the envelope the request carries.
     async fn input_proof(&self, i: usize, input: StoredInput) -> Result<ProofEnvelope, Handover> {
         match input {
             StoredInput::Proof(value) => ProofEnvelope::from_value(value)

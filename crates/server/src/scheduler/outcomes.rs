@@ -12,7 +12,7 @@ use super::Scheduler;
 use crate::{
     devices::DeviceKind,
     job::JobStatus,
-    store::{Completed, JobRecord, Retried, StoreError},
+    store::{Completed, JobRecord, ResultFacts, Retried, StoreError},
     worker::Outcome,
 };
 
@@ -89,8 +89,20 @@ impl Scheduler {
                 .increment(device_seconds.round() as u64);
         }
         let status = match outcome {
-            Outcome::Proved(envelope) => {
-                self.record_result(&job, attempt, device, device_seconds, envelope)
+            Outcome::Proved {
+                envelope,
+                evm_gas,
+                epoch,
+            } => {
+                let facts = ResultFacts {
+                    evm_gas: *evm_gas,
+                    epoch: epoch.as_ref().and_then(|values| {
+                        serde_json::to_value(values)
+                            .inspect_err(|e| tracing::warn!(job = %job.id, error = %e, "the epoch proof's public values do not serialize"))
+                            .ok()
+                    }),
+                };
+                self.record_result(&job, attempt, device, device_seconds, envelope, &facts)
                     .await?
             }
             Outcome::KeysReady { circuit, vk_hash } => {
@@ -133,6 +145,7 @@ impl Scheduler {
         device: &str,
         device_seconds: f64,
         envelope: &proofmill_prover::ProofEnvelope,
+        facts: &ResultFacts,
     ) -> Result<Option<JobStatus>, StoreError> {
         let store = &self.inner.store;
         if job.cancel_requested {
@@ -174,7 +187,7 @@ impl Scheduler {
             }
         };
         match store
-            .complete(&job.id, attempt, Some(&location), &envelope.vk_hash)
+            .complete_with(&job.id, attempt, Some(&location), &envelope.vk_hash, facts)
             .await?
         {
             Completed::AlreadyEnded => {
@@ -193,7 +206,7 @@ impl Scheduler {
                 if job.attempts != attempt {
                     tracing::info!(job = %job.id, attempt, latest = job.attempts, "a late proof from an expired lease was recorded");
                 }
-                tracing::info!(job = %job.id, device, attempt, seconds = format!("{device_seconds:.1}"), "job succeeded");
+                tracing::info!(job = %job.id, device, attempt, seconds = format!("{device_seconds:.1}"), evm_gas = ?facts.evm_gas, "job succeeded");
                 self.share_data(&envelope.circuit, envelope.k);
                 Ok(Some(JobStatus::Succeeded))
             }

@@ -23,7 +23,7 @@ pub struct JobRecord {
     pub circuit: Option<String>,
     /// The result's transcript (none for a keygen job).
     pub transcript: Option<Transcript>,
-    /// Aggregate jobs: the jobs whose proofs are its inputs.
+    /// Aggregate and epoch jobs: the jobs whose proofs are its inputs.
     pub input_jobs: Vec<String>,
     /// Order among the owner's own jobs.
     pub priority: i64,
@@ -62,6 +62,12 @@ pub struct JobRecord {
     /// Once succeeded: the verifying-key hash of the result (the proof's, or the keys'
     /// of a keygen job).
     pub vk_hash: Option<String>,
+    /// Once a final aggregate or epoch job succeeded: the EVM gas its Solidity verifier used
+    /// to accept the proof (none when it could not be measured).
+    pub evm_gas: Option<u64>,
+    /// Once an epoch job succeeded: its proof's public values, decoded
+    /// (`proofmill_prover::epoch::EpochValues` as JSON).
+    pub epoch: Option<serde_json::Value>,
     /// Unix ms.
     pub created_ms: i64,
     /// Unix ms of the (last) start.
@@ -116,7 +122,7 @@ pub struct QueueShare {
     pub oldest_queued_ms: Option<i64>,
 }
 
-const COLUMNS: &str = "seq, id, tenant, kind, circuit, transcript, input_jobs, priority, status, stage, progress, device, error, attempts, failures, deaths, dead_letter, node, lease_expires_ms, retry_reason, exclude_device, cancel_requested, proof_path, vk_hash, created_ms, started_ms, finished_ms";
+const COLUMNS: &str = "seq, id, tenant, kind, circuit, transcript, input_jobs, priority, status, stage, progress, device, error, attempts, failures, deaths, dead_letter, node, lease_expires_ms, retry_reason, exclude_device, cancel_requested, proof_path, vk_hash, evm_gas, epoch_values, created_ms, started_ms, finished_ms";
 
 fn record(row: &AnyRow) -> Result<JobRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -139,6 +145,15 @@ fn record(row: &AnyRow) -> Result<JobRecord, StoreError> {
         .map_err(|e| StoreError::corrupt(&id, format!("transcript: {e}")))?;
     let input_jobs: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("input_jobs")?)
         .map_err(|e| StoreError::corrupt(&id, format!("input_jobs: {e}")))?;
+    let evm_gas = row
+        .try_get::<Option<i64>, _>("evm_gas")?
+        .map(u64::try_from)
+        .transpose()
+        .map_err(|e| StoreError::corrupt(&id, format!("evm_gas: {e}")))?;
+    let epoch = word("epoch_values")?
+        .map(|text| serde_json::from_str::<serde_json::Value>(&text))
+        .transpose()
+        .map_err(|e| StoreError::corrupt(&id, format!("epoch_values: {e}")))?;
     Ok(JobRecord {
         seq: row.try_get("seq")?,
         tenant: row.try_get("tenant")?,
@@ -163,6 +178,8 @@ fn record(row: &AnyRow) -> Result<JobRecord, StoreError> {
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         proof_location: row.try_get("proof_path")?,
         vk_hash: row.try_get("vk_hash")?,
+        evm_gas,
+        epoch,
         created_ms: row.try_get("created_ms")?,
         started_ms: row.try_get("started_ms")?,
         finished_ms: row.try_get("finished_ms")?,

@@ -60,6 +60,16 @@ pub enum Completed {
     AlreadyEnded,
 }
 
+/// What a verified proof shows beyond its location and vk hash, recorded with the result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultFacts {
+    /// A final aggregate or epoch proof: the EVM gas its Solidity verifier used to accept it
+    /// (none when it could not be measured).
+    pub evm_gas: Option<u64>,
+    /// An epoch proof: its public values, decoded (`EpochValues` as JSON).
+    pub epoch: Option<serde_json::Value>,
+}
+
 /// What a retryable failure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retried {
@@ -194,14 +204,47 @@ impl JobStore {
         proof_location: Option<&str>,
         vk_hash: &str,
     ) -> Result<Completed, StoreError> {
+        self.complete_with(
+            id,
+            attempt,
+            proof_location,
+            vk_hash,
+            &ResultFacts::default(),
+        )
+        .await
+    }
+
+    /// [`JobStore::complete`], recording also what the proof shows (`facts`).
+    pub async fn complete_with(
+        &self,
+        id: &str,
+        attempt: i64,
+        proof_location: Option<&str>,
+        vk_hash: &str,
+        facts: &ResultFacts,
+    ) -> Result<Completed, StoreError> {
+        let evm_gas = facts
+            .evm_gas
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|e| StoreError::corrupt(id, format!("evm_gas: {e}")))?;
+        let epoch = facts
+            .epoch
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::corrupt(id, format!("epoch values: {e}")))?;
         let now = self.backend.now();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&format!(
-            "UPDATE jobs SET status = 'succeeded', error = NULL, proof_path = $1, vk_hash = $2, stage = NULL, progress = 1.0, \
-             finished_ms = {now}, lease_expires_ms = NULL WHERE id = $3 AND status IN ('queued', 'running')"
+            "UPDATE jobs SET status = 'succeeded', error = NULL, proof_path = $1, vk_hash = $2, evm_gas = $3, epoch_values = $4, \
+             stage = NULL, progress = 1.0, finished_ms = {now}, lease_expires_ms = NULL \
+             WHERE id = $5 AND status IN ('queued', 'running')"
         ))
         .bind(proof_location)
         .bind(vk_hash)
+        .bind(evm_gas)
+        .bind(epoch)
         .bind(id)
         .execute(&mut *tx)
         .await?;

@@ -27,7 +27,7 @@ pub struct HourRow {
     pub tenant: String,
     /// Start of the hour, Unix milliseconds.
     pub hour_ms: i64,
-    /// Proofs made (successful prove and aggregate attempts).
+    /// Proofs made (successful prove, aggregate and epoch attempts).
     pub proofs: i64,
     /// Device time of every attempt that ended in the hour, milliseconds.
     pub device_ms: i64,
