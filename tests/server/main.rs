@@ -9,6 +9,7 @@
 //! - [`s3`]: proofs in an S3-compatible bucket, and its outage;
 //! - [`cluster`]: several nodes on one PostgreSQL;
 //! - [`console`]: the operator console, its API, and the console in headless Chromium;
+//! - [`epoch`]: two chains over two epochs, settled by the contract on a real Ethereum node;
 //! - [`openapi`]: the whole API, property-based, from its own OpenAPI document (schemathesis).
 //!
 //! Real proofs are few (transfer_batch/d16-b8, k=17, ~30 s each on 2 cores): one proved job
@@ -22,6 +23,7 @@ mod pg;
 
 mod cluster;
 mod console;
+mod epoch;
 mod input;
 mod jobs;
 mod lifecycle;
