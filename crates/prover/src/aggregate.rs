@@ -311,7 +311,8 @@ impl ProofCircuit {
     pub fn k(&self) -> u32 {
         match self {
             Self::App(c) => c.shape().k,
-            Self::Aggregate(_) | Self::Epoch(_) => AGGREGATION_K,
+            Self::Aggregate(_) => AGGREGATION_K,
+            Self::Epoch(children) => crate::epoch::epoch_k(children.len()),
         }
     }
 
@@ -511,11 +512,12 @@ pub(crate) fn dummy_snarks(
     Ok(snarks)
 }
 
-/// The configuration keygen starts from; halo2-base's auto-configuration fills in the columns.
-pub(crate) fn keygen_config() -> AggregationConfigParams {
+/// The configuration keygen of a `k`-row circuit starts from; halo2-base's auto-configuration
+/// fills in the columns.
+pub(crate) fn keygen_config(k: u32) -> AggregationConfigParams {
     AggregationConfigParams {
-        degree: AGGREGATION_K,
-        lookup_bits: AGGREGATION_K as usize - 1,
+        degree: k,
+        lookup_bits: k as usize - 1,
         ..Default::default()
     }
 }
@@ -529,7 +531,7 @@ fn keygen_layout(
     source: KeySource,
 ) -> Result<halo2_base::gates::circuit::builder::BaseCircuitBuilder<Fr>, ProverError> {
     let snarks = dummy_snarks(prover, children, source)?;
-    let config = keygen_config();
+    let config = keygen_config(AGGREGATION_K);
     let mut agg = build(CircuitBuilderStage::Keygen, config, srs, snarks, children);
     agg.builder.calculate_params(Some(BLINDING_ROWS));
     Ok(agg.builder)
@@ -564,7 +566,7 @@ impl Prover {
             }
             ProofCircuit::Epoch(children) => {
                 progress(Stage::Srs);
-                let srs = self.srs.load(AGGREGATION_K)?;
+                let srs = self.srs.load(circuit.k())?;
                 progress(Stage::Keys);
                 let keys = self.keys.get_or_generate(
                     &circuit.name(),
@@ -758,7 +760,7 @@ impl Prover {
         let envelope = ProofEnvelope {
             format: envelope::FORMAT.to_owned(),
             circuit: circuit.name(),
-            k: AGGREGATION_K,
+            k: circuit.k(),
             vk_hash: keys.vk_hash.clone(),
             transcript,
             instances: ProofEnvelope::encode_instances(&instances),

@@ -173,6 +173,8 @@ pub fn memory_needed(circuit: &ProofCircuit) -> u64 {
             let columns = (shape.advice_columns + shape.lookup_columns + 10) as u64;
             (1u64 << shape.k) * columns * 32 * 6
         }
-        ProofCircuit::Aggregate(_) | ProofCircuit::Epoch(_) => AGGREGATION_BYTES,
+        ProofCircuit::Aggregate(_) => AGGREGATION_BYTES,
+        // Twice the rows, twice the memory.
+        ProofCircuit::Epoch(_) => AGGREGATION_BYTES << (circuit.k() - crate::AGGREGATION_K),
     }
 }

@@ -41,7 +41,7 @@ use snark_verifier_sdk::{
 };
 
 use crate::{
-    aggregate::{dummy_snarks, keygen_config, ProofCircuit, ACCUMULATOR_LEN},
+    aggregate::{dummy_snarks, keygen_config, ProofCircuit, ACCUMULATOR_LEN, AGGREGATION_K},
     KeySource, ProofEnvelope, Prover, ProverError, Srs, Stage,
 };
 
@@ -69,8 +69,26 @@ pub const OLD_BALANCE: usize = 4;
 pub const NEW_BALANCE: usize = 5;
 /// Bridge balances are below 2^128.
 pub const BALANCE_BITS: usize = 128;
-/// The most chains one epoch settles (the global exit tree has 2^8 leaves).
+/// The most chains there are (the global exit tree has 2^8 leaves).
 pub const MAX_CHAINS: usize = 1 << GLOBAL_EXIT_DEPTH;
+/// The most chains one epoch proof settles (see [`epoch_k`]).
+pub const MAX_EPOCH_CHAINS: usize = 16;
+
+/// log2 of the rows of an epoch over `chains` chains: 21 for up to 2, then one more per
+/// doubling (22 for 3–4, 23 for 5–8, 24 for 9–16). Measured: at k = 21 two chains need 5
+/// advice columns and three need 8, whose generated verifier (26,931 bytes of runtime code)
+/// is over EIP-170's 24,576-byte limit; each chain adds about 3 columns at k = 21, and every
+/// column about 1.7 KB of verifier code, so the rows double to keep the columns at about 6
+/// or fewer and the verifier deployable.
+pub const fn epoch_k(chains: usize) -> u32 {
+    let mut k = AGGREGATION_K;
+    let mut fits = 2;
+    while fits < chains {
+        fits *= 2;
+        k += 1;
+    }
+    k
+}
 
 /// The number of public inputs of an epoch over `chains` chains.
 pub const fn num_instances(chains: usize) -> usize {
@@ -286,8 +304,15 @@ impl SettledState {
         })
     }
 
-    /// Chain ids fit the global exit tree and the global exit root is the tree's.
+    /// There is a next epoch, chain ids fit the global exit tree and the global exit root is
+    /// the tree's.
     pub fn validate(&self) -> Result<(), ProverError> {
+        if self.epoch == u64::MAX {
+            return Err(ProverError::Epoch(format!(
+                "settled state: epoch is {}: there is no next epoch",
+                self.epoch
+            )));
+        }
         if let Some(id) = self.chains.keys().find(|id| **id >= MAX_CHAINS as u64) {
             return Err(ProverError::Epoch(format!(
                 "settled state: chain id {id} is out of range (chain ids are 0 to {})",
@@ -312,6 +337,7 @@ impl SettledState {
     /// The state after settling `envelope`, an epoch proof from this state: the same checks
     /// the settlement contract makes.
     pub fn after(&self, envelope: &ProofEnvelope) -> Result<Self, ProverError> {
+        self.validate()?;
         let values = EpochValues::from_envelope(envelope)?;
         if values.epoch != self.epoch + 1 {
             return Err(ProverError::Epoch(format!(
@@ -456,7 +482,7 @@ pub(crate) fn keygen_layout(
     let snarks = dummy_snarks(prover, children, source)?;
     let mut agg = build(
         CircuitBuilderStage::Keygen,
-        keygen_config(),
+        keygen_config(epoch_k(children.len())),
         srs,
         snarks,
         children,
@@ -490,9 +516,9 @@ impl Prover {
                 "an epoch needs at least one proof".into(),
             ));
         }
-        if inputs.len() > MAX_CHAINS {
+        if inputs.len() > MAX_EPOCH_CHAINS {
             return Err(ProverError::Epoch(format!(
-                "an epoch settles at most {MAX_CHAINS} chains, got {} proofs",
+                "an epoch settles at most {MAX_EPOCH_CHAINS} chains, got {} proofs",
                 inputs.len()
             )));
         }
@@ -724,6 +750,15 @@ mod tests {
         let err = SettledState::from_json(r#"{"epoch":0,"global_exit_root":"0x00","chains":{}}"#)
             .unwrap_err();
         assert!(err.to_string().contains("global_exit_root"), "{err}");
+    }
+
+    #[test]
+    fn epochs_of_more_chains_get_more_rows() {
+        let ks: Vec<u32> = [1, 2, 3, 4, 5, 8, 9, 16].map(epoch_k).to_vec();
+        assert_eq!(ks, [21, 21, 22, 22, 23, 23, 24, 24]);
+        let rollup = "rollup/d8-t2-e1-c1";
+        let three = ProofCircuit::parse(&format!("epoch({rollup},{rollup},{rollup})")).unwrap();
+        assert_eq!(three.k(), 22);
     }
 
     #[test]

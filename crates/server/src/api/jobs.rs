@@ -28,7 +28,7 @@ use crate::{
 /// The most inputs one aggregate job may fold.
 pub const MAX_AGGREGATE_INPUTS: usize = 64;
 /// The most inputs (chains) one epoch job may settle.
-pub const MAX_EPOCH_INPUTS: usize = 64;
+pub const MAX_EPOCH_INPUTS: usize = proofmill_prover::epoch::MAX_EPOCH_CHAINS;
 /// The longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -72,9 +72,9 @@ pub enum JobRequest {
     /// of a chain's consecutive batches, poseidon transcript), proven against what L1 holds.
     /// The proof's public values are shown as the job's `epoch` once it has succeeded.
     Epoch {
-        /// 1 to 64 proofs, one per chain, in any order: earlier jobs of the caller, or
+        /// 1 to 16 proofs, one per chain, in any order: earlier jobs of the caller, or
         /// envelopes. (Read one by one, so that an error names the input.)
-        #[schema(value_type = Vec<AggregateInput>, min_items = 1, max_items = 64)]
+        #[schema(value_type = Vec<AggregateInput>, min_items = 1, max_items = 16)]
         inputs: Vec<serde_json::Value>,
         /// What L1 holds before the epoch: the last settled epoch, its global exit root and
         /// every registered chain's settled state (the settlement contract's storage).
@@ -1263,8 +1263,8 @@ mod tests {
         let err = check_settled_state(&state).unwrap_err().to_string();
         assert!(err.starts_with("state.epoch: "), "{err}");
 
-        // One to 64 inputs, one per chain.
-        for (count, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+        // One to 16 inputs, one per chain.
+        for (count, ok) in [(0, false), (1, true), (16, true), (17, false)] {
             match check_epoch_inputs(count) {
                 Ok(()) => assert!(ok, "{count} inputs accepted"),
                 Err(e) => {
@@ -1272,7 +1272,7 @@ mod tests {
                     assert!(matches!(e, ApiError::InvalidRequest(_)), "{e:?}");
                     let e = e.to_string();
                     assert!(
-                        e.contains(&format!("inputs has {count} entries")) && e.contains("1 to 64"),
+                        e.contains(&format!("inputs has {count} entries")) && e.contains("1 to 16"),
                         "{e}"
                     );
                 }
