@@ -59,6 +59,25 @@ fn read_envelope(path: &Path) -> Result<ProofEnvelope> {
     ProofEnvelope::from_json(&text).with_context(|| format!("{}", path.display()))
 }
 
+/// A refusal of the inputs at `paths`, its `inputs[i]` replaced by the file (and position) it
+/// is about; other errors as they are.
+pub fn name_inputs(e: proofmill_prover::ProverError, paths: &[PathBuf]) -> anyhow::Error {
+    use proofmill_prover::ProverError;
+    match e {
+        ProverError::Epoch(msg) | ProverError::Aggregation(msg) => {
+            let mut msg = msg;
+            for (i, p) in paths.iter().enumerate().rev() {
+                msg = msg.replace(
+                    &format!("inputs[{i}]"),
+                    &format!("{} (input {})", p.display(), i + 1),
+                );
+            }
+            anyhow::anyhow!(msg)
+        }
+        other => other.into(),
+    }
+}
+
 /// `proofmill aggregate`.
 pub fn aggregate(
     prover: &Prover,
@@ -77,20 +96,8 @@ pub fn aggregate(
         .aggregate_with(&inputs, final_proof, KeySource::Generate, &|s| {
             spinner.stage(s)
         })
-        .map_err(|e| match e {
-            // Name the file, not just the position, of the input at fault.
-            proofmill_prover::ProverError::Aggregation(msg) => {
-                let mut msg = msg;
-                for (i, p) in paths.iter().enumerate().rev() {
-                    msg = msg.replace(
-                        &format!("inputs[{i}]"),
-                        &format!("{} (input {})", p.display(), i + 1),
-                    );
-                }
-                anyhow::anyhow!(msg)
-            }
-            other => other.into(),
-        })
+        // Name the file, not just the position, of the input at fault.
+        .map_err(|e| name_inputs(e, paths))
         .context("cannot aggregate")?;
     write_output(Some(out), &envelope.to_json())?;
     spinner.finish(&format!(

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use proofmill_prover::{
     aggregate::{compile_solidity, evm_calldata, ProofCircuit},
     epoch::{self, EpochValues, SettledState},
-    KeySource, ProofEnvelope, Prover, ProverError, Transcript,
+    KeySource, ProofEnvelope, Prover, Transcript,
 };
 
 use crate::output::{write_output, Spinner};
@@ -91,20 +91,8 @@ pub fn epoch(
         .epoch(&inputs, &settled, final_proof, KeySource::Generate, &|s| {
             spinner.stage(s)
         })
-        .map_err(|e| match e {
-            // Name the file, not just the position, of the input at fault.
-            ProverError::Epoch(msg) | ProverError::Aggregation(msg) => {
-                let mut msg = msg;
-                for (i, p) in paths.iter().enumerate().rev() {
-                    msg = msg.replace(
-                        &format!("inputs[{i}]"),
-                        &format!("{} (input {})", p.display(), i + 1),
-                    );
-                }
-                anyhow::anyhow!(msg)
-            }
-            other => other.into(),
-        })
+        // Name the file, not just the position, of the input at fault.
+        .map_err(|e| crate::proving::name_inputs(e, paths))
         .context("cannot prove the epoch")?;
     write_output(Some(out), &envelope.to_json())?;
     spinner.finish(&format!(

@@ -244,7 +244,7 @@ fn aggregate_refuses_bad_inputs_naming_the_file() {
     let out = proofmill(&["verifier", "--out-dir", "v", "--circuit", circuit], cwd);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("aggregation circuits only"),
+        text(&out).contains("aggregation and epoch circuits only"),
         "{}",
         text(&out)
     );

@@ -400,6 +400,23 @@ pub(crate) fn accumulator_holds(
     <SHPLONK as AccumulationDecider<G1Affine, NativeLoader>>::decide(&dk, accumulator).is_ok()
 }
 
+/// snark-verifier's aggregation circuit over `snarks` (SHPLONK, one verifying key each):
+/// what an aggregation and an epoch add their constraints to.
+pub(crate) fn verifier_circuit(
+    stage: CircuitBuilderStage,
+    config: AggregationConfigParams,
+    srs: &Srs,
+    snarks: Vec<Snark>,
+) -> AggregationCircuit {
+    AggregationCircuit::new::<SHPLONK>(
+        stage,
+        config,
+        srs.params(),
+        snarks,
+        VerifierUniversality::None,
+    )
+}
+
 /// Lays out the aggregation of `snarks` plus the rollup constraints; returns the builder
 /// (parameters not yet calculated in keygen) and the public inputs.
 fn build(
@@ -409,13 +426,7 @@ fn build(
     snarks: Vec<Snark>,
     children: &[ProofCircuit],
 ) -> AggregationCircuit {
-    let mut agg = AggregationCircuit::new::<SHPLONK>(
-        stage,
-        config,
-        srs.params(),
-        snarks,
-        VerifierUniversality::None,
-    );
+    let mut agg = verifier_circuit(stage, config, srs, snarks);
     let previous = agg.previous_instances().clone();
     let range = agg.builder.range_chip();
     let ctx = agg.builder.main(0);
@@ -551,20 +562,7 @@ impl Prover {
                 let keys = self.keys(c, source, progress)?;
                 Ok((self.srs_for(c)?, keys))
             }
-            ProofCircuit::Aggregate(children) => {
-                progress(Stage::Srs);
-                let srs = self.srs.load(AGGREGATION_K)?;
-                progress(Stage::Keys);
-                let keys = self.keys.get_or_generate(
-                    &circuit.name(),
-                    &srs,
-                    source,
-                    &|| progress(Stage::Keygen),
-                    &|| keygen_layout(self, &srs, children, source),
-                )?;
-                Ok((srs, keys))
-            }
-            ProofCircuit::Epoch(children) => {
+            ProofCircuit::Aggregate(children) | ProofCircuit::Epoch(children) => {
                 progress(Stage::Srs);
                 let srs = self.srs.load(circuit.k())?;
                 progress(Stage::Keys);
@@ -573,7 +571,12 @@ impl Prover {
                     &srs,
                     source,
                     &|| progress(Stage::Keygen),
-                    &|| crate::epoch::keygen_layout(self, &srs, children, source),
+                    &|| match circuit {
+                        ProofCircuit::Epoch(_) => {
+                            crate::epoch::keygen_layout(self, &srs, children, source)
+                        }
+                        _ => keygen_layout(self, &srs, children, source),
+                    },
                 )?;
                 Ok((srs, keys))
             }

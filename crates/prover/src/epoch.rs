@@ -36,12 +36,14 @@ use proofmill_circuits::{
 };
 use serde::{Deserialize, Serialize};
 use snark_verifier_sdk::{
-    halo2::aggregation::{AggregationCircuit, AggregationConfigParams, VerifierUniversality},
-    Snark, SHPLONK,
+    halo2::aggregation::{AggregationCircuit, AggregationConfigParams},
+    Snark,
 };
 
 use crate::{
-    aggregate::{dummy_snarks, keygen_config, ProofCircuit, ACCUMULATOR_LEN, AGGREGATION_K},
+    aggregate::{
+        dummy_snarks, keygen_config, verifier_circuit, ProofCircuit, ACCUMULATOR_LEN, AGGREGATION_K,
+    },
     KeySource, ProofEnvelope, Prover, ProverError, Srs, Stage,
 };
 
@@ -411,13 +413,7 @@ fn build(
     children: &[ProofCircuit],
     witness: &EpochWitness,
 ) -> AggregationCircuit {
-    let mut agg = AggregationCircuit::new::<SHPLONK>(
-        stage,
-        config,
-        srs.params(),
-        snarks,
-        VerifierUniversality::None,
-    );
+    let mut agg = verifier_circuit(stage, config, srs, snarks);
     let previous = agg.previous_instances().clone();
     let range = agg.builder.range_chip();
     let gate = range.gate();
