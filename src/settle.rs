@@ -41,6 +41,18 @@ pub fn example_epoch(
     let Some(config) = catalog.config::<proofmill_circuits::rollup::RollupConfig>() else {
         bail!("{circuit} is not a bridged chain's circuit: example-epoch writes rollup/… batches");
     };
+    let mut distinct = chains.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() != chains.len() {
+        bail!("--chains: each chain id once, e.g. 1,2,3");
+    }
+    if let Some(id) = chains.iter().find(|id| **id >= epoch::MAX_CHAINS as u64) {
+        bail!(
+            "--chains: chain id {id} is out of range (0 to {})",
+            epoch::MAX_CHAINS - 1
+        );
+    }
     let example = epoch::example_epochs(config, chains, seed, epochs)?;
     let genesis = out_dir.join("genesis.json");
     write(
