@@ -53,7 +53,8 @@ pub fn lookup(name: &str) -> Result<CatalogCircuit> {
     Ok(proofmill_circuits::lookup(name)?)
 }
 
-fn read_envelope(path: &Path) -> Result<ProofEnvelope> {
+/// A proof envelope file, the file named in any error.
+pub fn read_envelope(path: &Path) -> Result<ProofEnvelope> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     ProofEnvelope::from_json(&text).with_context(|| format!("{}", path.display()))
@@ -110,6 +111,15 @@ pub fn aggregate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The circuit a contract-writing command is for: the proof's, else `--circuit`.
+pub fn circuit_of(envelope: Option<&ProofEnvelope>, circuit: Option<&str>) -> Result<String> {
+    match (envelope, circuit) {
+        (Some(e), _) => Ok(e.circuit.clone()),
+        (None, Some(c)) => Ok(c.to_owned()),
+        (None, None) => bail!("give --circuit NAME or --proof FILE"),
+    }
+}
+
 /// `proofmill verifier`.
 pub fn verifier(
     prover: &Prover,
@@ -119,11 +129,7 @@ pub fn verifier(
 ) -> Result<ExitCode> {
     use proofmill_prover::aggregate::{evm_calldata, evm_verify, ProofCircuit};
     let envelope = proof.map(read_envelope).transpose()?;
-    let name = match (&envelope, circuit) {
-        (Some(e), _) => e.circuit.clone(),
-        (None, Some(c)) => c.to_owned(),
-        (None, None) => bail!("give --circuit NAME or --proof FILE"),
-    };
+    let name = circuit_of(envelope.as_ref(), circuit)?;
     if let Some(e) = &envelope {
         if e.transcript != Transcript::Keccak {
             bail!(

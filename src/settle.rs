@@ -10,16 +10,13 @@ use anyhow::{bail, Context, Result};
 use proofmill_prover::{
     aggregate::{compile_solidity, evm_calldata, ProofCircuit},
     epoch::{self, EpochValues, SettledState},
-    KeySource, ProofEnvelope, Prover, Transcript,
+    KeySource, Prover, Transcript,
 };
 
-use crate::output::{write_output, Spinner};
-
-fn read_envelope(path: &Path) -> Result<ProofEnvelope> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    ProofEnvelope::from_json(&text).with_context(|| format!("{}", path.display()))
-}
+use crate::{
+    output::{write_output, Spinner},
+    proving::{circuit_of, read_envelope},
+};
 
 fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
@@ -143,11 +140,7 @@ pub fn settlement(
     state: Option<&Path>,
 ) -> Result<ExitCode> {
     let envelope = proof.map(read_envelope).transpose()?;
-    let name = match (&envelope, circuit) {
-        (Some(e), _) => e.circuit.clone(),
-        (None, Some(c)) => c.to_owned(),
-        (None, None) => bail!("give --circuit NAME or --proof FILE"),
-    };
+    let name = circuit_of(envelope.as_ref(), circuit)?;
     let ProofCircuit::Epoch(children) = ProofCircuit::parse(&name)? else {
         bail!("{name} is not an epoch circuit (epoch(…)); `proofmill verifier` writes an aggregation's verifier");
     };
