@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use proofmill_prover::{
-    aggregate::{compile_solidity, evm_calldata, ProofCircuit},
+    aggregate::{compile_solidity, evm_calldata, evm_verify, ProofCircuit},
     epoch::{self, EpochValues, SettledState},
     KeySource, Prover, Transcript,
 };
@@ -153,6 +153,28 @@ pub fn settlement(
             );
         }
     }
+    // The genesis is checked before minutes of key and verifier work, not after.
+    let genesis = state
+        .map(|path| -> Result<(&Path, SettledState)> {
+            let genesis = SettledState::read(path)?;
+            if genesis.epoch != 0 {
+                bail!(
+                    "{}: the settlement contract starts at genesis (epoch 0); this state is at epoch {}",
+                    path.display(),
+                    genesis.epoch
+                );
+            }
+            if genesis.chains.len() < children.len() {
+                bail!(
+                    "{}: the state registers {} chains, but every proof of {name} settles {}: the contract could never settle",
+                    path.display(),
+                    genesis.chains.len(),
+                    children.len()
+                );
+            }
+            Ok((path, genesis))
+        })
+        .transpose()?;
     let circuit = ProofCircuit::Epoch(children.clone());
     let spinner = Spinner::new(&name);
     let generated = prover.evm_verifier(&circuit, KeySource::Generate, &|s| spinner.stage(s))?;
@@ -190,15 +212,7 @@ pub fn settlement(
         bin.display(),
         settlement_bin.len()
     );
-    if let Some(path) = state {
-        let genesis = SettledState::read(path)?;
-        if genesis.epoch != 0 {
-            bail!(
-                "{}: the settlement contract starts at genesis (epoch 0); this state is at epoch {}",
-                path.display(),
-                genesis.epoch
-            );
-        }
+    if let Some((path, genesis)) = genesis {
         let args = out_dir.join("constructor.json");
         let values = serde_json::json!({
             "globalExitRoot": proofmill_circuits::field::to_hex(&genesis.global_exit_root),
@@ -227,9 +241,16 @@ pub fn settlement(
             values.epoch,
             path.display()
         );
-        match prover.evm_gas(envelope)? {
-            Some(gas) => println!("the verifier accepts it in an EVM: {gas} gas"),
-            None => bail!("solc vanished while compiling"),
+        // The bytecode just compiled, not a second compilation through `Prover::evm_gas`.
+        match evm_verify(&verifier, envelope) {
+            Ok(gas) => println!("the verifier accepts it in an EVM: {gas} gas"),
+            Err(reason) => {
+                println!(
+                    "INVALID: the verifier rejects {} in an EVM: {reason}",
+                    path.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -373,3 +373,126 @@ fn example_batch_writes_signed_rollup_batches_for_a_chain() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("rollup circuits"), "{}", text(&out));
 }
+
+/// The epoch commands refuse bad input before any proving or key work, saying what to fix.
+#[test]
+fn epoch_commands_refuse_bad_input_before_proving() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let refused = |args: &[&str], needle: &str| {
+        let out = proofmill(args, cwd);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains(needle),
+            "{args:?}: {needle:?} not in {}",
+            text(&out)
+        );
+    };
+    refused(
+        &["example-epoch", "--out-dir", "ex", "--chains", "1,1"],
+        "each chain id once",
+    );
+    refused(
+        &["example-epoch", "--out-dir", "ex", "--chains", "1,300"],
+        "chain id 300 is out of range",
+    );
+    refused(
+        &[
+            "example-epoch",
+            "--out-dir",
+            "ex",
+            "--circuit",
+            "transfer_batch/d16-b8",
+        ],
+        "not a bridged chain's circuit",
+    );
+    let out = proofmill(
+        &["example-epoch", "--out-dir", "ex", "--chains", "3,4,5"],
+        cwd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let genesis: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("ex/genesis.json")).unwrap())
+            .unwrap();
+    let write_state = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut state = genesis.clone();
+        edit(&mut state);
+        std::fs::write(cwd.join(name), state.to_string()).unwrap();
+    };
+    write_state("balance.json", &|s| {
+        s["chains"]["3"]["balance"] = "lots".into()
+    });
+    write_state("root.json", &|s| {
+        s["global_exit_root"] = format!("0x{}", "00".repeat(32)).into()
+    });
+    write_state("epoch-1.json", &|s| s["epoch"] = 1.into());
+    let batch = "ex/epoch-1/chain-3.json";
+    refused(
+        &["epoch", "--state", "balance.json", batch, "--out", "e.json"],
+        "chains.3.balance",
+    );
+    refused(
+        &["epoch", "--state", "root.json", batch, "--out", "e.json"],
+        "global_exit_root is 0x",
+    );
+    // A batch input is not a proof envelope.
+    refused(
+        &[
+            "epoch",
+            "--state",
+            "ex/genesis.json",
+            batch,
+            "--out",
+            "e.json",
+        ],
+        "not a proof envelope",
+    );
+    let two = "epoch(rollup/d8-t2-e1-c1,rollup/d8-t2-e1-c1)";
+    refused(
+        &[
+            "settlement",
+            "--circuit",
+            "epoch(transfer_batch/d16-b8)",
+            "--out-dir",
+            "c",
+        ],
+        "not a bridged chain's circuit",
+    );
+    refused(
+        &[
+            "settlement",
+            "--circuit",
+            "aggregate(rollup/d8-t2-e1-c1,rollup/d8-t2-e1-c1)",
+            "--out-dir",
+            "c",
+        ],
+        "is not an epoch circuit",
+    );
+    refused(
+        &[
+            "settlement",
+            "--circuit",
+            two,
+            "--state",
+            "epoch-1.json",
+            "--out-dir",
+            "c",
+        ],
+        "starts at genesis (epoch 0)",
+    );
+    let out = proofmill(&["example-epoch", "--out-dir", "one", "--chains", "3"], cwd);
+    assert!(out.status.success(), "{}", text(&out));
+    refused(
+        &[
+            "settlement",
+            "--circuit",
+            two,
+            "--state",
+            "one/genesis.json",
+            "--out-dir",
+            "c",
+        ],
+        "registers 1 chains, but every proof",
+    );
+    assert!(!cwd.join("c").exists(), "nothing written on refusal");
+}

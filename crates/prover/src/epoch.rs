@@ -311,7 +311,7 @@ impl SettledState {
     pub fn validate(&self) -> Result<(), ProverError> {
         if self.epoch == u64::MAX {
             return Err(ProverError::Epoch(format!(
-                "settled state: epoch is {}: there is no next epoch",
+                "settled state.epoch: {} is the last epoch number; there is no next epoch to settle",
                 self.epoch
             )));
         }
@@ -533,7 +533,14 @@ impl Prover {
                     child.name()
                 )));
             };
-            let id = u64_of(&values[i][fields.chain_id]).unwrap_or(u64::MAX);
+            let Some(id) = u64_of(&values[i][fields.chain_id]).filter(|id| *id < MAX_CHAINS as u64)
+            else {
+                return Err(ProverError::Epoch(format!(
+                    "inputs[{i}] has chain id {}, out of range (chain ids are 0 to {})",
+                    hex(&values[i][fields.chain_id]),
+                    MAX_CHAINS - 1
+                )));
+            };
             if let Some((_, j)) = order.iter().find(|(other, _)| *other == id) {
                 return Err(ProverError::Epoch(format!(
                     "inputs[{j}] and inputs[{i}] are both stretches of chain {id}: an epoch takes one proof per chain (aggregate a chain's consecutive batches into one first)"

@@ -723,17 +723,12 @@ fn check_epoch_inputs(count: usize) -> Result<(), ApiError> {
 /// An epoch's settled state is consistent: chain ids in range, the global exit root the
 /// chains' exit roots give.
 fn check_settled_state(settled: &SettledState) -> Result<(), ApiError> {
-    if settled.epoch == u64::MAX {
-        return Err(ApiError::InvalidRequest(format!(
-            "state.epoch: {} is the last epoch number; there is no next epoch to settle",
-            settled.epoch
-        )));
-    }
     settled.validate().map_err(|e| match e {
-        ProverError::Epoch(m) => ApiError::InvalidRequest(format!(
-            "state: {}",
-            m.strip_prefix("settled state: ").unwrap_or(&m)
-        )),
+        // "settled state: …" or "settled state.FIELD: …" becomes "state: …" or "state.FIELD: …".
+        ProverError::Epoch(m) => ApiError::InvalidRequest(match m.strip_prefix("settled state") {
+            Some(rest) => format!("state{rest}"),
+            None => format!("state: {m}"),
+        }),
         e => ApiError::InvalidRequest(format!("state: {e}")),
     })
 }
