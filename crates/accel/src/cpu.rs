@@ -1,14 +1,13 @@
-//! The CPU backend: our own signed-digit, batch-affine Pippenger MSM and a cache-blocked
-//! radix-2 NTT, both rayon-parallel. It is the reference every other backend is compared
+//! The CPU backend: our own signed-digit, batch-affine Pippenger MSM and a four-step NTT
+//! of in-cache radix-2 sub-transforms, both rayon-parallel. It is the reference every other backend is compared
 //! with, and it is itself tested bit for bit against halo2curves and halo2_proofs.
 //!
 //! It owns host memory only; it must not touch devices.
 
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 mod msm;
 mod ntt;
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use halo2curves::bn256::{Fr, G1Affine, G1};
 
@@ -17,14 +16,11 @@ use crate::{AccelError, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig}
 
 pub(crate) use ntt::twiddle_table;
 
-/// Twiddle tables by (log_n, inverse).
-type TwiddleCache = HashMap<(u32, bool), Arc<Vec<Fr>>>;
-
-/// CPU implementation of [`Backend`]. Keeps a cache of twiddle tables per transform size.
+/// CPU implementation of [`Backend`]. Its twiddles are one small table shared by every
+/// size (built on first use) plus `sqrt(n)` powers computed per call.
 #[derive(Debug)]
 pub struct CpuBackend {
     instance: u64,
-    twiddles: Mutex<TwiddleCache>,
 }
 
 impl Default for CpuBackend {
@@ -34,27 +30,11 @@ impl Default for CpuBackend {
 }
 
 impl CpuBackend {
-    /// A new backend with an empty twiddle cache.
+    /// A new backend.
     pub fn new() -> Self {
         Self {
             instance: next_instance_id(),
-            twiddles: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Twiddles `omega^j`, `j < n/2`, for the forward or inverse transform of size 2^log_n.
-    fn twiddles(&self, log_n: u32, inverse: bool) -> Arc<Vec<Fr>> {
-        let key = (log_n, inverse);
-        if let Ok(cache) = self.twiddles.lock() {
-            if let Some(t) = cache.get(&key) {
-                return Arc::clone(t);
-            }
-        }
-        let table = Arc::new(ntt::twiddle_table(log_n, inverse));
-        if let Ok(mut cache) = self.twiddles.lock() {
-            cache.insert(key, Arc::clone(&table));
-        }
-        table
     }
 }
 
@@ -106,8 +86,7 @@ impl Backend for CpuBackend {
         cfg: &NttConfig,
     ) -> Result<(), AccelError> {
         let inverse = cfg.direction == crate::NttDirection::Inverse;
-        let twiddles = self.twiddles(log_n, inverse);
-        ntt::ntt_batch(values, log_n, &twiddles, inverse, cfg.coset);
+        ntt::ntt_batch(values, log_n, inverse, cfg.coset);
         Ok(())
     }
 }

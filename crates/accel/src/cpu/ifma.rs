@@ -1,0 +1,588 @@
+//! The four-step NTT's tiles on AVX-512 IFMA: eight transforms side by side, one per lane.
+//!
+//! A tile of eight columns (rows) is held as vectors of eight Fr elements, lane `b` being
+//! column `b`, each element in five 52-bit limbs (`vpmadd52luq`/`vpmadd52huq` multiply
+//! 52-bit limbs). All eight transforms of a tile run the same butterflies with the same
+//! twiddle, so every stage is whole-vector arithmetic with a broadcast twiddle and no
+//! shuffles.
+//!
+//! Arithmetic. The data keeps halo2's Montgomery form (`x * 2^256 mod p`); twiddles are
+//! stored as `w * 2^260 mod p`, so the radix-2^52 Montgomery product (`a b / 2^260`) of the
+//! two is again `x w` in halo2's form. The product is left unreduced: for `a < 2^260` and
+//! `b < 2p` it is below `a b / 2^260 + p`. Butterflies are lazy (Harvey, "Faster
+//! arithmetic for number-theoretic transforms", 2014): `X = x + t`, `Y = x + 4p - t` with
+//! `t = w y < 2p`, so a value grows by at most `4p` per stage and after the 14 stages of the
+//! largest sub-transform is below `57p < 2^260`, which five limbs hold. The last
+//! multiplication of each element (the four-step twiddle, or the scale) brings it below
+//! `1.7p`, and one conditional subtraction makes it canonical before it is stored.
+//!
+//! Only used where the CPU has AVX-512F and AVX-512 IFMA (checked at run time, and off with
+//! `PROOFMILL_CPU_SIMD=off`); the results are bit for bit those of the scalar code.
+
+#![allow(unsafe_code)]
+// std::arch intrinsics and the raw reads of Fr's limbs, each justified below
+// Limb loops index several arrays of five at once; written as such they read as the maths.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
+use std::sync::OnceLock;
+
+use ff::{Field, PrimeField};
+use halo2curves::bn256::Fr;
+use halo2curves::serde::SerdeObject;
+use rayon::prelude::*;
+
+use super::ntt::{bit_reverse, stage_table, OutPtr};
+
+/// Lanes per vector, i.e. columns (rows) per tile.
+pub(super) const LANES: usize = 8;
+const MASK: u64 = (1 << 52) - 1;
+/// The Fr modulus in 64-bit limbs, little-endian.
+const P64: [u64; 4] = [
+    0x43e1_f593_f000_0001,
+    0x2833_e848_79b9_7091,
+    0xb850_45b6_8181_585d,
+    0x3064_4e72_e131_a029,
+];
+const P: [u64; 5] = to52(P64);
+/// `4p`, as five limbs each made at least `2^52 - 1` (except the top one) by borrowing
+/// from the limb above: subtracting a normalised value below `2p` limb by limb from it
+/// never goes negative.
+const FOUR_P_BIASED: [u64; 5] = {
+    let q = to52([
+        P64[0] << 2,
+        (P64[1] << 2) | (P64[0] >> 62),
+        (P64[2] << 2) | (P64[1] >> 62),
+        (P64[3] << 2) | (P64[2] >> 62),
+    ]);
+    [
+        q[0] + (1 << 52),
+        q[1] + (1 << 52) - 1,
+        q[2] + (1 << 52) - 1,
+        q[3] + (1 << 52) - 1,
+        q[4] - 1,
+    ]
+};
+/// `-p^-1 mod 2^52`.
+const P_INV: u64 = {
+    // Newton's iteration doubles the correct low bits each step: 1 -> 64 in six steps.
+    let mut inv: u64 = 1;
+    let mut i = 0;
+    while i < 6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(P64[0].wrapping_mul(inv)));
+        i += 1;
+    }
+    inv.wrapping_neg() & MASK
+};
+
+/// 256 bits in four 64-bit limbs to five 52-bit limbs.
+const fn to52(w: [u64; 4]) -> [u64; 5] {
+    [
+        w[0] & MASK,
+        ((w[0] >> 52) | (w[1] << 12)) & MASK,
+        ((w[1] >> 40) | (w[2] << 24)) & MASK,
+        ((w[2] >> 28) | (w[3] << 36)) & MASK,
+        w[3] >> 16,
+    ]
+}
+
+/// Fr's limbs as stored (halo2's Montgomery form).
+fn raw(x: &Fr) -> [u64; 4] {
+    // SAFETY: `layout_ok` (checked before any of this module runs) established that an Fr
+    // is exactly its four little-endian u64 limbs; reading them from a valid Fr is a plain
+    // copy of initialised memory.
+    unsafe { std::ptr::read((x as *const Fr).cast::<[u64; 4]>()) }
+}
+
+const _: () = assert!(std::mem::size_of::<Fr>() == 32 && std::mem::align_of::<Fr>() == 8);
+
+/// An Fr element's limbs are read and written in place: true when its memory is exactly
+/// the four limbs that `to_raw_bytes` reports, which halo2curves documents but does not
+/// promise through `repr`.
+fn layout_ok() -> bool {
+    [Fr::ONE, Fr::from(5), -Fr::ONE, Fr::ROOT_OF_UNITY]
+        .iter()
+        .all(|x| {
+            let bytes = x.to_raw_bytes();
+            // SAFETY: Fr is 32 bytes of initialised memory (asserted above); this reads them
+            // as bytes, which any initialised memory is.
+            let mem: [u8; 32] = unsafe { std::ptr::read((x as *const Fr).cast::<[u8; 32]>()) };
+            bytes.as_slice() == mem.as_slice()
+        })
+}
+
+/// Whether the tiles run on AVX-512 IFMA here.
+pub(super) fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::env::var("PROOFMILL_CPU_SIMD").map_or(true, |v| v != "off")
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512ifma")
+            && layout_ok()
+    })
+}
+
+/// `x` as a twiddle: `x * 2^260 mod p`, in 52-bit limbs.
+fn twiddle_limbs(x: &Fr) -> [u64; 5] {
+    to52(raw(&(*x * Fr::from(16))))
+}
+
+/// The stage twiddles of [`stage_table`] as IFMA twiddles, by direction.
+fn stage_table52(inverse: bool) -> &'static [[u64; 5]] {
+    static TABLES: OnceLock<[Vec<[u64; 5]>; 2]> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        let convert = |inverse: bool| stage_table(inverse).iter().map(twiddle_limbs).collect();
+        [convert(false), convert(true)]
+    });
+    &tables[usize::from(inverse)]
+}
+
+/// Eight field elements, limb `i` of lane `b` in `self.0[i]`.
+#[derive(Clone, Copy)]
+struct V([__m512i; 5]);
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn splat(x: u64) -> __m512i {
+    _mm512_set1_epi64(x as i64)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn splat5(x: &[u64; 5]) -> V {
+    V([
+        splat(x[0]),
+        splat(x[1]),
+        splat(x[2]),
+        splat(x[3]),
+        splat(x[4]),
+    ])
+}
+
+/// Carries every limb's excess into the next one (the value must be below 2^260).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn normalise(mut v: V) -> V {
+    let mask = splat(MASK);
+    for i in 0..4 {
+        let carry = _mm512_srli_epi64::<52>(v.0[i]);
+        v.0[i] = _mm512_and_si512(v.0[i], mask);
+        v.0[i + 1] = _mm512_add_epi64(v.0[i + 1], carry);
+    }
+    v
+}
+
+/// Montgomery product `a b / 2^260` (normalised, below `a b / 2^260 + p`), for normalised
+/// `a`, `b` below 2^260.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn mont(a: &V, b: &V) -> V {
+    let zero = _mm512_setzero_si512();
+    let p = [
+        splat(P[0]),
+        splat(P[1]),
+        splat(P[2]),
+        splat(P[3]),
+        splat(P[4]),
+    ];
+    let p_inv = splat(P_INV);
+    let mut t = [zero; 6];
+    for i in 0..5 {
+        let bi = b.0[i];
+        for j in 0..5 {
+            t[j] = _mm512_madd52lo_epu64(t[j], a.0[j], bi);
+            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a.0[j], bi);
+        }
+        let m = _mm512_madd52lo_epu64(zero, t[0], p_inv);
+        for j in 0..5 {
+            t[j] = _mm512_madd52lo_epu64(t[j], m, p[j]);
+            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], m, p[j]);
+        }
+        // The low 52 bits of t[0] are now zero: divide by 2^52.
+        let carry = _mm512_srli_epi64::<52>(t[0]);
+        t = [_mm512_add_epi64(t[1], carry), t[2], t[3], t[4], t[5], zero];
+    }
+    normalise(V([t[0], t[1], t[2], t[3], t[4]]))
+}
+
+/// `(x + y, x + 4p - y)`, normalised, for normalised `y < 2p`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn add_sub(x: &V, y: &V) -> (V, V) {
+    let mut s = *x;
+    let mut d = *x;
+    for i in 0..5 {
+        s.0[i] = _mm512_add_epi64(x.0[i], y.0[i]);
+        d.0[i] = _mm512_sub_epi64(_mm512_add_epi64(x.0[i], splat(FOUR_P_BIASED[i])), y.0[i]);
+    }
+    (normalise(s), normalise(d))
+}
+
+/// `v mod p` for normalised `v < 2p`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce_once(v: &V) -> V {
+    let mask = splat(MASK);
+    let mut d = *v;
+    let mut borrow = _mm512_setzero_si512();
+    for i in 0..5 {
+        let x = _mm512_sub_epi64(_mm512_sub_epi64(v.0[i], splat(P[i])), borrow);
+        borrow = _mm512_srli_epi64::<63>(x);
+        d.0[i] = if i < 4 { _mm512_and_si512(x, mask) } else { x };
+    }
+    // Lanes where v - p went negative keep v.
+    let keep = _mm512_cmplt_epi64_mask(d.0[4], _mm512_setzero_si512());
+    let mut out = d;
+    for i in 0..5 {
+        out.0[i] = _mm512_mask_blend_epi64(keep, d.0[i], v.0[i]);
+    }
+    out
+}
+
+/// Word offsets of eight elements `stride` elements apart, limb `word`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn offsets(stride: usize, word: usize) -> __m512i {
+    let s = (4 * stride) as i64;
+    let w = word as i64;
+    _mm512_set_epi64(
+        7 * s + w,
+        6 * s + w,
+        5 * s + w,
+        4 * s + w,
+        3 * s + w,
+        2 * s + w,
+        s + w,
+        w,
+    )
+}
+
+/// Loads eight Fr elements `stride` apart from `base`.
+///
+/// # Safety
+/// `base.add(b * stride)` must be a valid Fr for `b < 8`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load(base: *const Fr, stride: usize) -> V {
+    let base = base.cast::<i64>();
+    // SAFETY: each lane reads word k < 4 of element b * stride, valid by the contract.
+    let w = unsafe {
+        [
+            _mm512_i64gather_epi64::<8>(offsets(stride, 0), base),
+            _mm512_i64gather_epi64::<8>(offsets(stride, 1), base),
+            _mm512_i64gather_epi64::<8>(offsets(stride, 2), base),
+            _mm512_i64gather_epi64::<8>(offsets(stride, 3), base),
+        ]
+    };
+    let mask = splat(MASK);
+    V([
+        _mm512_and_si512(w[0], mask),
+        _mm512_and_si512(
+            _mm512_or_si512(_mm512_srli_epi64::<52>(w[0]), _mm512_slli_epi64::<12>(w[1])),
+            mask,
+        ),
+        _mm512_and_si512(
+            _mm512_or_si512(_mm512_srli_epi64::<40>(w[1]), _mm512_slli_epi64::<24>(w[2])),
+            mask,
+        ),
+        _mm512_and_si512(
+            _mm512_or_si512(_mm512_srli_epi64::<28>(w[2]), _mm512_slli_epi64::<36>(w[3])),
+            mask,
+        ),
+        _mm512_srli_epi64::<16>(w[3]),
+    ])
+}
+
+/// Stores eight canonical elements `stride` apart from `base`.
+///
+/// # Safety
+/// `base.add(b * stride)` must be valid for writing an Fr for `b < 8`, and `v` canonical
+/// (every lane below p), so that what is written is a valid Fr.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store(base: *mut Fr, stride: usize, v: &V) {
+    let l = &v.0;
+    let w = [
+        _mm512_or_si512(l[0], _mm512_slli_epi64::<52>(l[1])),
+        _mm512_or_si512(_mm512_srli_epi64::<12>(l[1]), _mm512_slli_epi64::<40>(l[2])),
+        _mm512_or_si512(_mm512_srli_epi64::<24>(l[2]), _mm512_slli_epi64::<28>(l[3])),
+        _mm512_or_si512(_mm512_srli_epi64::<36>(l[3]), _mm512_slli_epi64::<16>(l[4])),
+    ];
+    let base = base.cast::<i64>();
+    for (k, word) in w.iter().enumerate() {
+        // SAFETY: each lane writes word k of element b * stride, valid by the contract.
+        unsafe { _mm512_i64scatter_epi64::<8>(base, offsets(stride, k), *word) };
+    }
+}
+
+/// The DIT stages of eight transforms of `v.len() = 2^log` points each (one per lane),
+/// input in bit-reversed order and canonical; output in natural order, normalised and
+/// below `(1 + 4 log) p`.
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn dit_stages(v: &mut [V], log: u32, table: &[[u64; 5]]) {
+    for pair in v.chunks_exact_mut(2) {
+        let (x, y) = add_sub(&pair[0], &pair[1]);
+        pair[0] = x;
+        pair[1] = y;
+    }
+    for s in 1..log {
+        let m = 1usize << s;
+        let tw = &table[m..2 * m];
+        for group in v.chunks_exact_mut(2 * m) {
+            let (lo, hi) = group.split_at_mut(m);
+            for ((x, y), w) in lo.iter_mut().zip(hi.iter_mut()).zip(tw) {
+                let t = mont(y, &splat5(w));
+                let (a, b) = add_sub(x, &t);
+                *x = a;
+                *y = b;
+            }
+        }
+    }
+}
+
+/// The four-step transform of `a` (`R = 2^log_r` by `C = 2^log_c`, both at least 8), as
+/// [`super::ntt`]'s scalar version computes it; `column_roots[j] = omega_n^j` for `j < C`
+/// and `scale` multiplies every output.
+pub(super) fn four_step(
+    a: &mut [Fr],
+    log_r: u32,
+    log_c: u32,
+    inverse: bool,
+    column_roots: &[Fr],
+    scale: Fr,
+) {
+    assert!(available(), "the IFMA NTT needs AVX-512 IFMA");
+    let (r, c) = (1usize << log_r, 1usize << log_c);
+    let n = r * c;
+    assert!(a.len() == n && r >= LANES && c >= LANES && column_roots.len() >= c);
+    let table = stage_table52(inverse);
+    let one = twiddle_limbs(&Fr::ONE);
+    let scale = twiddle_limbs(&scale);
+
+    // Step 1: tiles of 8 columns; lane b of vector j1 is column j2_0 + b, row j1.
+    let mut scratch: Vec<Fr> = Vec::with_capacity(n);
+    {
+        let src: &[Fr] = a;
+        scratch.spare_capacity_mut()[..n]
+            .par_chunks_mut(LANES * r)
+            .enumerate()
+            .for_each_init(
+                || Vec::with_capacity(r),
+                |local: &mut Vec<V>, (t, tile)| {
+                    let j2_0 = t * LANES;
+                    let roots: Vec<[u64; 5]> = column_roots[j2_0..j2_0 + LANES]
+                        .iter()
+                        .map(twiddle_limbs)
+                        .collect();
+                    // SAFETY: available() checked the CPU features; src has n = r c
+                    // elements, and row j1's columns j2_0..j2_0+8 are in it; the tile
+                    // holds 8 r elements (columns j2_0.. of the scratch, r apart).
+                    unsafe { column_tile(src, local, tile, j2_0, log_r, c, &roots, &one, table) };
+                },
+            );
+    }
+    // SAFETY: the tiles cover scratch[0..n] (8 r divides n) and each wrote all of its
+    // elements (every lane at every k1 < r), canonical values, i.e. valid Frs.
+    unsafe { scratch.set_len(n) };
+
+    // Step 2: tiles of 8 rows k1_0..k1_0+8; lane b of vector j2 is row k1_0 + b.
+    let out = OutPtr(a.as_mut_ptr());
+    let scratch = &scratch;
+    (0..r / LANES).into_par_iter().for_each_init(
+        || Vec::with_capacity(c),
+        |local: &mut Vec<V>, t| {
+            // SAFETY: available() checked the CPU features; rows k1_0..k1_0+8 of every
+            // column are in the scratch (k1_0 + 8 <= r); the tile writes a[k1 + R k2]
+            // for its own k1 only (disjoint from the other tiles'), all below n, in `a`,
+            // which this function borrows mutably and does not otherwise touch meanwhile.
+            unsafe { row_tile(scratch, local, out, t * LANES, log_r, log_c, &scale, table) };
+        },
+    );
+}
+
+/// Step 1 for the 8 columns `j2_0..j2_0+8`: gather (bit-reversed), transform, twiddle by
+/// `omega_n^(j2 k1)`, store canonical into `tile` (column `b` at `tile[b r..]`).
+///
+/// # Safety
+/// The CPU has AVX-512F and IFMA; `src` is the `r x c` matrix, `j2_0 + 8 <= c`, and `tile`
+/// holds `8 r` elements.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn column_tile(
+    src: &[Fr],
+    local: &mut Vec<V>,
+    tile: &mut [MaybeUninit<Fr>],
+    j2_0: usize,
+    log_r: u32,
+    c: usize,
+    roots: &[[u64; 5]],
+    one: &[u64; 5],
+    table: &[[u64; 5]],
+) {
+    let r = 1usize << log_r;
+    local.clear();
+    local.resize(r, splat5(&[0; 5]));
+    for j1 in 0..r {
+        // SAFETY: elements j1 c + j2_0 + b, b < 8, are in src (j2_0 + 8 <= c, j1 < r).
+        local[bit_reverse(j1, log_r)] = unsafe { load(src.as_ptr().add(j1 * c + j2_0), 1) };
+    }
+    dit_stages(local, log_r, table);
+    // Lane b: cur = omega_n^((j2_0 + b) k1), advanced by step = omega_n^(j2_0 + b).
+    let mut lanes = [[0u64; 8]; 5];
+    for (b, root) in roots.iter().enumerate() {
+        for i in 0..5 {
+            lanes[i][b] = root[i];
+        }
+    }
+    let mut step = splat5(&[0; 5]);
+    for (limb, lane) in step.0.iter_mut().zip(&lanes) {
+        // SAFETY: an unaligned load of 8 initialised u64s.
+        *limb = unsafe { _mm512_loadu_si512(lane.as_ptr().cast()) };
+    }
+    let mut cur = splat5(one);
+    let base = tile.as_mut_ptr().cast::<Fr>();
+    for (k1, v) in local.iter().enumerate() {
+        let x = reduce_once(&mont(v, &cur));
+        // SAFETY: element b r + k1 of the tile, b < 8, k1 < r: inside its 8 r elements;
+        // x is canonical.
+        unsafe { store(base.add(k1), r, &x) };
+        cur = reduce_once(&mont(&cur, &step));
+    }
+}
+
+/// Step 2 for the 8 rows `k1_0..k1_0+8`: gather from the scratch (bit-reversed),
+/// transform, scale, store canonical to `a[k1 + R k2]`.
+///
+/// # Safety
+/// The CPU has AVX-512F and IFMA; `scratch` is the `c x r` matrix of step 1, `k1_0 + 8 <=
+/// r`, and `out` points at `r c` elements the caller lets this tile write at its indices.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn row_tile(
+    scratch: &[Fr],
+    local: &mut Vec<V>,
+    out: OutPtr,
+    k1_0: usize,
+    log_r: u32,
+    log_c: u32,
+    scale: &[u64; 5],
+    table: &[[u64; 5]],
+) {
+    let (r, c) = (1usize << log_r, 1usize << log_c);
+    local.clear();
+    local.resize(c, splat5(&[0; 5]));
+    for j2 in 0..c {
+        // SAFETY: elements j2 r + k1_0 + b, b < 8, are in the scratch.
+        local[bit_reverse(j2, log_c)] = unsafe { load(scratch.as_ptr().add(j2 * r + k1_0), 1) };
+    }
+    dit_stages(local, log_c, table);
+    let scale = splat5(scale);
+    for (k2, v) in local.iter().enumerate() {
+        let x = reduce_once(&mont(v, &scale));
+        // SAFETY: indices k1_0 + b + r k2 (b < 8, k2 < c) are this tile's, below r c; x
+        // is canonical.
+        unsafe { store(out.at(k1_0 + r * k2), 1, &x) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn to_v(xs: &[Fr; 8]) -> V {
+        // SAFETY: only called after available(); eight consecutive valid Frs.
+        unsafe { load(xs.as_ptr(), 1) }
+    }
+
+    fn from_v(v: &V) -> [Fr; 8] {
+        let mut out = [Fr::ZERO; 8];
+        // SAFETY: only called after available(), with canonical v; eight Frs to write.
+        unsafe { store(out.as_mut_ptr(), 1, v) };
+        out
+    }
+
+    #[test]
+    fn constants() {
+        // p * (-p^-1) = -1 mod 2^52.
+        assert_eq!(P[0].wrapping_mul(P_INV) & MASK, MASK);
+        // The biased limbs carry out to exactly 4p's limbs.
+        let four_p = to52([
+            P64[0] << 2,
+            (P64[1] << 2) | (P64[0] >> 62),
+            (P64[2] << 2) | (P64[1] >> 62),
+            (P64[3] << 2) | (P64[2] >> 62),
+        ]);
+        let mut carry: i128 = 0;
+        for i in 0..5 {
+            let v = FOUR_P_BIASED[i] as i128 + carry;
+            let limb = if i < 4 { v & MASK as i128 } else { v };
+            assert_eq!(limb, four_p[i] as i128, "limb {i}");
+            carry = if i < 4 { v >> 52 } else { 0 };
+        }
+        // Limb by limb, the bias is at least any normalised value below 2p.
+        let two_p_top = to52([
+            P64[0] << 1,
+            (P64[1] << 1) | (P64[0] >> 63),
+            (P64[2] << 1) | (P64[1] >> 63),
+            (P64[3] << 1) | (P64[2] >> 63),
+        ])[4];
+        assert!(FOUR_P_BIASED[..4].iter().all(|&l| l >= MASK));
+        assert!(FOUR_P_BIASED[4] >= two_p_top);
+    }
+
+    #[test]
+    fn vector_arithmetic_matches_fr() {
+        if !available() {
+            eprintln!("SKIPPED: no AVX-512 IFMA on this CPU");
+            return;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for round in 0..200 {
+            let xs: [Fr; 8] = std::array::from_fn(|b| match (round + b) % 9 {
+                0 => Fr::ZERO,
+                1 => -Fr::ONE,
+                _ => Fr::random(&mut rng),
+            });
+            let ws: [Fr; 8] = std::array::from_fn(|_| Fr::random(&mut rng));
+            let w_limbs: [[u64; 5]; 8] = std::array::from_fn(|b| twiddle_limbs(&ws[b]));
+            // SAFETY: available() was checked above.
+            unsafe {
+                let x = to_v(&xs);
+                let w = V(std::array::from_fn(|i| {
+                    _mm512_set_epi64(
+                        w_limbs[7][i] as i64,
+                        w_limbs[6][i] as i64,
+                        w_limbs[5][i] as i64,
+                        w_limbs[4][i] as i64,
+                        w_limbs[3][i] as i64,
+                        w_limbs[2][i] as i64,
+                        w_limbs[1][i] as i64,
+                        w_limbs[0][i] as i64,
+                    )
+                }));
+                let prod = from_v(&reduce_once(&mont(&x, &w)));
+                for b in 0..8 {
+                    assert_eq!(prod[b], xs[b] * ws[b], "product, lane {b}");
+                }
+                // A value grown by 14 lazy stages (below 57p) still multiplies correctly.
+                let mut big = x;
+                let y = to_v(&ws);
+                let mut want = xs;
+                for _ in 0..14 {
+                    let (_, d) = add_sub(&big, &y);
+                    big = d;
+                    for b in 0..8 {
+                        want[b] -= ws[b];
+                    }
+                }
+                let got = from_v(&reduce_once(&mont(&big, &w)));
+                for b in 0..8 {
+                    assert_eq!(got[b], want[b] * ws[b], "lazy product, lane {b}");
+                }
+            }
+        }
+    }
+}
