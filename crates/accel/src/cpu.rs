@@ -7,6 +7,8 @@
 #[cfg(target_arch = "x86_64")]
 mod ifma;
 mod msm;
+#[cfg(target_arch = "x86_64")]
+mod msm_ifma;
 mod ntt;
 
 use halo2curves::bn256::{Fr, G1Affine, G1};

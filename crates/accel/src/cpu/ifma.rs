@@ -38,24 +38,70 @@ use super::ntt::{bit_reverse, stage_table, OutPtr};
 /// Lanes per vector, i.e. columns (rows) per tile.
 pub(super) const LANES: usize = 8;
 const MASK: u64 = (1 << 52) - 1;
-/// The Fr modulus in 64-bit limbs, little-endian.
-const P64: [u64; 4] = [
-    0x43e1_f593_f000_0001,
-    0x2833_e848_79b9_7091,
-    0xb850_45b6_8181_585d,
-    0x3064_4e72_e131_a029,
-];
-const P: [u64; 5] = to52(P64);
-/// `4p`, as five limbs each made at least `2^52 - 1` (except the top one) by borrowing
-/// from the limb above: subtracting a normalised value below `2p` limb by limb from it
-/// never goes negative.
-const FOUR_P_BIASED: [u64; 5] = {
-    let q = to52([
-        P64[0] << 2,
-        (P64[1] << 2) | (P64[0] >> 62),
-        (P64[2] << 2) | (P64[1] >> 62),
-        (P64[3] << 2) | (P64[2] >> 62),
-    ]);
+/// A 254-bit prime modulus for the radix-2^52 arithmetic; everything else derives from
+/// its four little-endian 64-bit limbs.
+pub(super) trait Modulus {
+    /// The modulus, little-endian 64-bit limbs (below 2^254).
+    const P64: [u64; 4];
+    /// The modulus in 52-bit limbs.
+    const P: [u64; 5] = to52(Self::P64);
+    /// `4p`, as five limbs each made at least `2^52 - 1` (except the top one) by borrowing
+    /// from the limb above: subtracting a normalised value below `2p` limb by limb from it
+    /// never goes negative.
+    const FOUR_P_BIASED: [u64; 5] = biased(to52(shl(Self::P64, 2)));
+    /// `-p^-1 mod 2^52`.
+    const P_INV: u64 = neg_inv52(Self::P64[0]);
+}
+
+/// BN254's scalar field Fr.
+pub(super) struct FrMod;
+impl Modulus for FrMod {
+    const P64: [u64; 4] = [
+        0x43e1_f593_f000_0001,
+        0x2833_e848_79b9_7091,
+        0xb850_45b6_8181_585d,
+        0x3064_4e72_e131_a029,
+    ];
+}
+
+/// BN254's base field Fq (the curve's coordinates).
+pub(super) struct FqMod;
+impl Modulus for FqMod {
+    const P64: [u64; 4] = [
+        0x3c20_8c16_d87c_fd47,
+        0x9781_6a91_6871_ca8d,
+        0xb850_45b6_8181_585d,
+        0x3064_4e72_e131_a029,
+    ];
+}
+
+/// `w << k` for `0 < k < 64` (the caller keeps it below 2^256).
+pub(super) const fn shl(w: [u64; 4], k: u32) -> [u64; 4] {
+    [
+        w[0] << k,
+        (w[1] << k) | (w[0] >> (64 - k)),
+        (w[2] << k) | (w[1] >> (64 - k)),
+        (w[3] << k) | (w[2] >> (64 - k)),
+    ]
+}
+
+/// `k p` in normalised 52-bit limbs, for `k p < 2^260` (16p does not fit 256 bits, so it
+/// cannot come from [`shl`]).
+const fn times52(p: [u64; 5], k: u64) -> [u64; 5] {
+    let mut out = [0u64; 5];
+    let mut carry = 0u64;
+    let mut i = 0;
+    while i < 5 {
+        let v = p[i] * k + carry;
+        out[i] = if i < 4 { v & MASK } else { v };
+        carry = v >> 52;
+        i += 1;
+    }
+    out
+}
+
+/// The same value with every limb but the top one raised by 2^52 (borrowed from above).
+const fn biased(q: [u64; 5]) -> [u64; 5] {
     [
         q[0] + (1 << 52),
         q[1] + (1 << 52) - 1,
@@ -63,21 +109,22 @@ const FOUR_P_BIASED: [u64; 5] = {
         q[3] + (1 << 52) - 1,
         q[4] - 1,
     ]
-};
-/// `-p^-1 mod 2^52`.
-const P_INV: u64 = {
+}
+
+/// `-p0^-1 mod 2^52` for odd `p0`.
+const fn neg_inv52(p0: u64) -> u64 {
     // Newton's iteration doubles the correct low bits each step: 1 -> 64 in six steps.
     let mut inv: u64 = 1;
     let mut i = 0;
     while i < 6 {
-        inv = inv.wrapping_mul(2u64.wrapping_sub(P64[0].wrapping_mul(inv)));
+        inv = inv.wrapping_mul(2u64.wrapping_sub(p0.wrapping_mul(inv)));
         i += 1;
     }
     inv.wrapping_neg() & MASK
-};
+}
 
 /// 256 bits in four 64-bit limbs to five 52-bit limbs.
-const fn to52(w: [u64; 4]) -> [u64; 5] {
+pub(super) const fn to52(w: [u64; 4]) -> [u64; 5] {
     [
         w[0] & MASK,
         ((w[0] >> 52) | (w[1] << 12)) & MASK,
@@ -88,7 +135,7 @@ const fn to52(w: [u64; 4]) -> [u64; 5] {
 }
 
 /// Fr's limbs as stored (halo2's Montgomery form).
-fn raw(x: &Fr) -> [u64; 4] {
+pub(super) fn raw(x: &Fr) -> [u64; 4] {
     // SAFETY: `layout_ok` (checked before any of this module runs) established that an Fr
     // is exactly its four little-endian u64 limbs; reading them from a valid Fr is a plain
     // copy of initialised memory.
@@ -140,17 +187,17 @@ fn stage_table52(inverse: bool) -> &'static [[u64; 5]] {
 
 /// Eight field elements, limb `i` of lane `b` in `self.0[i]`.
 #[derive(Clone, Copy)]
-struct V([__m512i; 5]);
+pub(super) struct V(pub(super) [__m512i; 5]);
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn splat(x: u64) -> __m512i {
+pub(super) fn splat(x: u64) -> __m512i {
     _mm512_set1_epi64(x as i64)
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn splat5(x: &[u64; 5]) -> V {
+pub(super) fn splat5(x: &[u64; 5]) -> V {
     V([
         splat(x[0]),
         splat(x[1]),
@@ -163,7 +210,7 @@ fn splat5(x: &[u64; 5]) -> V {
 /// Carries every limb's excess into the next one (the value must be below 2^260).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn normalise(mut v: V) -> V {
+pub(super) fn normalise(mut v: V) -> V {
     let mask = splat(MASK);
     for i in 0..4 {
         let carry = _mm512_srli_epi64::<52>(v.0[i]);
@@ -177,16 +224,16 @@ fn normalise(mut v: V) -> V {
 /// `a`, `b` below 2^260.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn mont(a: &V, b: &V) -> V {
+pub(super) fn mont<M: Modulus>(a: &V, b: &V) -> V {
     let zero = _mm512_setzero_si512();
     let p = [
-        splat(P[0]),
-        splat(P[1]),
-        splat(P[2]),
-        splat(P[3]),
-        splat(P[4]),
+        splat(M::P[0]),
+        splat(M::P[1]),
+        splat(M::P[2]),
+        splat(M::P[3]),
+        splat(M::P[4]),
     ];
-    let p_inv = splat(P_INV);
+    let p_inv = splat(M::P_INV);
     let mut t = [zero; 6];
     for i in 0..5 {
         let bi = b.0[i];
@@ -209,12 +256,12 @@ fn mont(a: &V, b: &V) -> V {
 /// `(x + y, x + 4p - y)`, normalised, for normalised `y < 2p`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn add_sub(x: &V, y: &V) -> (V, V) {
+pub(super) fn add_sub<M: Modulus>(x: &V, y: &V) -> (V, V) {
     let mut s = *x;
     let mut d = *x;
     for i in 0..5 {
         s.0[i] = _mm512_add_epi64(x.0[i], y.0[i]);
-        d.0[i] = _mm512_sub_epi64(_mm512_add_epi64(x.0[i], splat(FOUR_P_BIASED[i])), y.0[i]);
+        d.0[i] = _mm512_sub_epi64(_mm512_add_epi64(x.0[i], splat(M::FOUR_P_BIASED[i])), y.0[i]);
     }
     (normalise(s), normalise(d))
 }
@@ -222,22 +269,8 @@ fn add_sub(x: &V, y: &V) -> (V, V) {
 /// `v mod p` for normalised `v < 2p`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn reduce_once(v: &V) -> V {
-    let mask = splat(MASK);
-    let mut d = *v;
-    let mut borrow = _mm512_setzero_si512();
-    for i in 0..5 {
-        let x = _mm512_sub_epi64(_mm512_sub_epi64(v.0[i], splat(P[i])), borrow);
-        borrow = _mm512_srli_epi64::<63>(x);
-        d.0[i] = if i < 4 { _mm512_and_si512(x, mask) } else { x };
-    }
-    // Lanes where v - p went negative keep v.
-    let keep = _mm512_cmplt_epi64_mask(d.0[4], _mm512_setzero_si512());
-    let mut out = d;
-    for i in 0..5 {
-        out.0[i] = _mm512_mask_blend_epi64(keep, d.0[i], v.0[i]);
-    }
-    out
+pub(super) fn reduce_once<M: Modulus>(v: &V) -> V {
+    cond_sub(v, &M::P)
 }
 
 /// Word offsets of eight elements `stride` elements apart, limb `word`.
@@ -265,14 +298,41 @@ fn offsets(stride: usize, word: usize) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn load(base: *const Fr, stride: usize) -> V {
-    let base = base.cast::<i64>();
-    // SAFETY: each lane reads word k < 4 of element b * stride, valid by the contract.
+    // SAFETY: lane b's four words are those of element b * stride, valid by the contract.
+    unsafe { load_words(base.cast(), offsets(stride, 0)) }
+}
+
+/// Stores eight canonical elements `stride` apart from `base`.
+///
+/// # Safety
+/// `base.add(b * stride)` must be valid for writing an Fr for `b < 8`, and `v` canonical
+/// (every lane below p), so that what is written is a valid Fr.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store(base: *mut Fr, stride: usize, v: &V) {
+    // SAFETY: lane b's four words are those of element b * stride, valid by the contract.
+    unsafe { store_words(base.cast(), offsets(stride, 0), v) }
+}
+
+/// Loads eight 256-bit little-endian values, lane `b`'s four words at word offsets
+/// `offs[b] + 0..4` from `base`, into 52-bit limbs.
+///
+/// # Safety
+/// Those words must be readable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn load_words(base: *const i64, offs: __m512i) -> V {
+    let one = splat(1);
+    let o1 = _mm512_add_epi64(offs, one);
+    let o2 = _mm512_add_epi64(o1, one);
+    let o3 = _mm512_add_epi64(o2, one);
+    // SAFETY: each lane reads its words 0..4, readable by the contract.
     let w = unsafe {
         [
-            _mm512_i64gather_epi64::<8>(offsets(stride, 0), base),
-            _mm512_i64gather_epi64::<8>(offsets(stride, 1), base),
-            _mm512_i64gather_epi64::<8>(offsets(stride, 2), base),
-            _mm512_i64gather_epi64::<8>(offsets(stride, 3), base),
+            _mm512_i64gather_epi64::<8>(offs, base),
+            _mm512_i64gather_epi64::<8>(o1, base),
+            _mm512_i64gather_epi64::<8>(o2, base),
+            _mm512_i64gather_epi64::<8>(o3, base),
         ]
     };
     let mask = splat(MASK);
@@ -294,14 +354,15 @@ unsafe fn load(base: *const Fr, stride: usize) -> V {
     ])
 }
 
-/// Stores eight canonical elements `stride` apart from `base`.
+/// Stores eight normalised values below 2^256 as four little-endian words each, lane
+/// `b`'s at word offsets `offs[b] + 0..4` from `base`.
 ///
 /// # Safety
-/// `base.add(b * stride)` must be valid for writing an Fr for `b < 8`, and `v` canonical
-/// (every lane below p), so that what is written is a valid Fr.
+/// Those words must be writable, and what is written must be valid where it lands
+/// (canonical field elements, for memory that holds field elements).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn store(base: *mut Fr, stride: usize, v: &V) {
+pub(super) unsafe fn store_words(base: *mut i64, offs: __m512i, v: &V) {
     let l = &v.0;
     let w = [
         _mm512_or_si512(l[0], _mm512_slli_epi64::<52>(l[1])),
@@ -309,11 +370,66 @@ unsafe fn store(base: *mut Fr, stride: usize, v: &V) {
         _mm512_or_si512(_mm512_srli_epi64::<24>(l[2]), _mm512_slli_epi64::<28>(l[3])),
         _mm512_or_si512(_mm512_srli_epi64::<36>(l[3]), _mm512_slli_epi64::<16>(l[4])),
     ];
-    let base = base.cast::<i64>();
-    for (k, word) in w.iter().enumerate() {
-        // SAFETY: each lane writes word k of element b * stride, valid by the contract.
-        unsafe { _mm512_i64scatter_epi64::<8>(base, offsets(stride, k), *word) };
+    let mut o = offs;
+    for word in w {
+        // SAFETY: each lane writes its words 0..4, writable by the contract.
+        unsafe { _mm512_i64scatter_epi64::<8>(base, o, word) };
+        o = _mm512_add_epi64(o, splat(1));
     }
+}
+
+/// `x - y + 4p` (normalised), for normalised `y < 2p` and `x + 4p < 2^260`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn sub_lazy<M: Modulus>(x: &V, y: &V) -> V {
+    let mut d = *x;
+    for i in 0..5 {
+        d.0[i] = _mm512_sub_epi64(_mm512_add_epi64(x.0[i], splat(M::FOUR_P_BIASED[i])), y.0[i]);
+    }
+    normalise(d)
+}
+
+/// `16 v` (normalised), for normalised `v < 2^256`: moves a value in halo2's Montgomery
+/// form (`x 2^256`) to the multiplier form (`x 2^260`) without a multiplication.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn times16(v: &V) -> V {
+    let mut d = *v;
+    for i in 0..5 {
+        d.0[i] = _mm512_slli_epi64::<4>(v.0[i]);
+    }
+    normalise(d)
+}
+
+/// `v - k` where that is not negative, else `v`, for normalised `v` and `k`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn cond_sub(v: &V, k: &[u64; 5]) -> V {
+    let mask = splat(MASK);
+    let mut d = *v;
+    let mut borrow = _mm512_setzero_si512();
+    for i in 0..5 {
+        let x = _mm512_sub_epi64(_mm512_sub_epi64(v.0[i], splat(k[i])), borrow);
+        borrow = _mm512_srli_epi64::<63>(x);
+        d.0[i] = if i < 4 { _mm512_and_si512(x, mask) } else { x };
+    }
+    let keep = _mm512_cmplt_epi64_mask(d.0[4], _mm512_setzero_si512());
+    let mut out = d;
+    for i in 0..5 {
+        out.0[i] = _mm512_mask_blend_epi64(keep, d.0[i], v.0[i]);
+    }
+    out
+}
+
+/// `v mod p` for normalised `v < 32p`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn reduce32<M: Modulus>(v: &V) -> V {
+    let v = cond_sub(v, &times52(M::P, 16));
+    let v = cond_sub(&v, &times52(M::P, 8));
+    let v = cond_sub(&v, &times52(M::P, 4));
+    let v = cond_sub(&v, &times52(M::P, 2));
+    cond_sub(&v, &M::P)
 }
 
 /// The DIT stages of eight transforms of `v.len() = 2^log` points each (one per lane),
@@ -322,7 +438,7 @@ unsafe fn store(base: *mut Fr, stride: usize, v: &V) {
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn dit_stages(v: &mut [V], log: u32, table: &[[u64; 5]]) {
     for pair in v.chunks_exact_mut(2) {
-        let (x, y) = add_sub(&pair[0], &pair[1]);
+        let (x, y) = add_sub::<FrMod>(&pair[0], &pair[1]);
         pair[0] = x;
         pair[1] = y;
     }
@@ -332,8 +448,8 @@ fn dit_stages(v: &mut [V], log: u32, table: &[[u64; 5]]) {
         for group in v.chunks_exact_mut(2 * m) {
             let (lo, hi) = group.split_at_mut(m);
             for ((x, y), w) in lo.iter_mut().zip(hi.iter_mut()).zip(tw) {
-                let t = mont(y, &splat5(w));
-                let (a, b) = add_sub(x, &t);
+                let t = mont::<FrMod>(y, &splat5(w));
+                let (a, b) = add_sub::<FrMod>(x, &t);
                 *x = a;
                 *y = b;
             }
@@ -443,11 +559,11 @@ unsafe fn column_tile(
     let mut cur = splat5(one);
     let base = tile.as_mut_ptr().cast::<Fr>();
     for (k1, v) in local.iter().enumerate() {
-        let x = reduce_once(&mont(v, &cur));
+        let x = reduce_once::<FrMod>(&mont::<FrMod>(v, &cur));
         // SAFETY: element b r + k1 of the tile, b < 8, k1 < r: inside its 8 r elements;
         // x is canonical.
         unsafe { store(base.add(k1), r, &x) };
-        cur = reduce_once(&mont(&cur, &step));
+        cur = reduce_once::<FrMod>(&mont::<FrMod>(&cur, &step));
     }
 }
 
@@ -479,7 +595,7 @@ unsafe fn row_tile(
     dit_stages(local, log_c, table);
     let scale = splat5(scale);
     for (k2, v) in local.iter().enumerate() {
-        let x = reduce_once(&mont(v, &scale));
+        let x = reduce_once::<FrMod>(&mont::<FrMod>(v, &scale));
         // SAFETY: indices k1_0 + b + r k2 (b < 8, k2 < c) are this tile's, below r c; x
         // is canonical.
         unsafe { store(out.at(k1_0 + r * k2), 1, &x) };
@@ -507,30 +623,35 @@ mod tests {
     #[test]
     fn constants() {
         // p * (-p^-1) = -1 mod 2^52.
-        assert_eq!(P[0].wrapping_mul(P_INV) & MASK, MASK);
+        check_constants::<FrMod>();
+        check_constants::<FqMod>();
+    }
+
+    fn check_constants<M: Modulus>() {
+        let (p64, p, p_inv, four_p_biased) = (M::P64, M::P, M::P_INV, M::FOUR_P_BIASED);
+        assert_eq!(p[0].wrapping_mul(p_inv) & MASK, MASK);
         // The biased limbs carry out to exactly 4p's limbs.
-        let four_p = to52([
-            P64[0] << 2,
-            (P64[1] << 2) | (P64[0] >> 62),
-            (P64[2] << 2) | (P64[1] >> 62),
-            (P64[3] << 2) | (P64[2] >> 62),
-        ]);
+        let four_p = to52(shl(p64, 2));
         let mut carry: i128 = 0;
         for i in 0..5 {
-            let v = FOUR_P_BIASED[i] as i128 + carry;
+            let v = four_p_biased[i] as i128 + carry;
             let limb = if i < 4 { v & MASK as i128 } else { v };
             assert_eq!(limb, four_p[i] as i128, "limb {i}");
             carry = if i < 4 { v >> 52 } else { 0 };
         }
         // Limb by limb, the bias is at least any normalised value below 2p.
-        let two_p_top = to52([
-            P64[0] << 1,
-            (P64[1] << 1) | (P64[0] >> 63),
-            (P64[2] << 1) | (P64[1] >> 63),
-            (P64[3] << 1) | (P64[2] >> 63),
-        ])[4];
-        assert!(FOUR_P_BIASED[..4].iter().all(|&l| l >= MASK));
-        assert!(FOUR_P_BIASED[4] >= two_p_top);
+        // The multiples reduce32 subtracts, against the same multiples in 64-bit limbs
+        // where those fit (k p < 2^256 for k <= 4).
+        for k in [1u64, 2, 4] {
+            let want = if k == 1 { p } else { to52(shl(p64, k.trailing_zeros())) };
+            assert_eq!(times52(p, k), want, "{k} p");
+        }
+        let sixteen = times52(p, 16);
+        assert!(sixteen.iter().take(4).all(|&l| l <= MASK));
+        assert_eq!(sixteen[0], (p[0] << 4) & MASK);
+        let two_p_top = to52(shl(p64, 1))[4];
+        assert!(four_p_biased[..4].iter().all(|&l| l >= MASK));
+        assert!(four_p_biased[4] >= two_p_top);
     }
 
     #[test]
@@ -563,7 +684,7 @@ mod tests {
                         w_limbs[0][i] as i64,
                     )
                 }));
-                let prod = from_v(&reduce_once(&mont(&x, &w)));
+                let prod = from_v(&reduce_once::<FrMod>(&mont::<FrMod>(&x, &w)));
                 for b in 0..8 {
                     assert_eq!(prod[b], xs[b] * ws[b], "product, lane {b}");
                 }
@@ -572,13 +693,13 @@ mod tests {
                 let y = to_v(&ws);
                 let mut want = xs;
                 for _ in 0..14 {
-                    let (_, d) = add_sub(&big, &y);
+                    let (_, d) = add_sub::<FrMod>(&big, &y);
                     big = d;
                     for b in 0..8 {
                         want[b] -= ws[b];
                     }
                 }
-                let got = from_v(&reduce_once(&mont(&big, &w)));
+                let got = from_v(&reduce_once::<FrMod>(&mont::<FrMod>(&big, &w)));
                 for b in 0..8 {
                     assert_eq!(got[b], want[b] * ws[b], "lazy product, lane {b}");
                 }

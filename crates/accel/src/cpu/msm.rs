@@ -162,6 +162,20 @@ fn window_for(n: usize, threads: usize) -> usize {
 }
 
 pub(crate) fn msm(bases: &CpuBases, scalars: &[Fr], window: Option<u32>) -> G1 {
+    msm_with(bases, scalars, window, simd_available())
+}
+
+/// Whether the bucket trees' additions run on AVX-512 IFMA on this CPU.
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::msm_ifma::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// [`msm`] with the vector additions on or off (on only where available).
+fn msm_with(bases: &CpuBases, scalars: &[Fr], window: Option<u32>, simd: bool) -> G1 {
+    let simd = simd && simd_available();
     let n = scalars.len();
     let points = &bases.points[..n];
     if n < TINY_MSM && window.is_none() {
@@ -177,7 +191,7 @@ pub(crate) fn msm(bases: &CpuBases, scalars: &[Fr], window: Option<u32>) -> G1 {
         .into_par_iter()
         .map(|w| {
             if n >= BATCH_AFFINE_MIN_POINTS {
-                window_sum_batch_affine(bases, &limbs, w, c)
+                window_sum_batch_affine(bases, &limbs, w, c, simd)
             } else {
                 window_sum_projective(bases, &limbs, w, c)
             }
@@ -244,7 +258,13 @@ fn prefetch(p: &G1Affine) {
 /// Point index with the digit's sign in the top bit.
 const NEG: u32 = 1 << 31;
 
-fn window_sum_batch_affine(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: usize) -> G1 {
+fn window_sum_batch_affine(
+    bases: &CpuBases,
+    limbs: &[[u64; 4]],
+    w: usize,
+    c: usize,
+    simd: bool,
+) -> G1 {
     let nb = 1usize << (c - 1);
     // Counting sort of point indices by bucket.
     let mut digits: Vec<u32> = Vec::with_capacity(limbs.len());
@@ -292,7 +312,10 @@ fn window_sum_batch_affine(bases: &CpuBases, limbs: &[[u64; 4]], w: usize, c: us
 
     let mut pts: Vec<G1Affine> = Vec::with_capacity(CHUNK_POINTS);
     let mut segs: Vec<(u32, u32)> = Vec::new();
-    let mut scratch = BatchScratch::default();
+    let mut scratch = BatchScratch {
+        simd,
+        ..BatchScratch::default()
+    };
     // Each bucket's sum, affine (None: the identity).
     let mut sums: Vec<Option<G1Affine>> = vec![None; nb];
     let mut hi = nb; // buckets [lo, hi) form the current chunk, processed from the top
@@ -410,13 +433,28 @@ fn batch_add_assign(
 struct BatchScratch {
     denoms: Vec<Fq>,
     prefix: Vec<Fq>,
+    /// Whether the bucket-tree rounds use the vector additions (AVX-512 IFMA).
+    simd: bool,
+    /// The next round's points, and the pairs that make them (vector rounds).
+    next: Vec<G1Affine>,
+    pairs: Vec<[u32; 3]>,
+    #[cfg(target_arch = "x86_64")]
+    vector: super::msm_ifma::PairScratch,
 }
 
 /// Sums each segment of `pts` in place with rounds of pairwise affine additions sharing one
 /// inversion per round. Afterwards a segment has length 1 (its sum), 0 (identity), or more
 /// when the rounds got too small to pay for an inversion (the caller adds those up).
-fn reduce_segments(pts: &mut [G1Affine], segs: &mut [(u32, u32)], scratch: &mut BatchScratch) {
+fn reduce_segments(pts: &mut Vec<G1Affine>, segs: &mut [(u32, u32)], scratch: &mut BatchScratch) {
     loop {
+        #[cfg(target_arch = "x86_64")]
+        if scratch.simd {
+            let pairs: usize = segs.iter().map(|&(_, len)| len as usize / 2).sum();
+            if pairs >= super::msm_ifma::MIN_PAIRS {
+                vector_round(pts, segs, scratch);
+                continue;
+            }
+        }
         scratch.denoms.clear();
         for &(s, len) in segs.iter() {
             let s = s as usize;
@@ -453,6 +491,40 @@ fn reduce_segments(pts: &mut [G1Affine], segs: &mut [(u32, u32)], scratch: &mut 
             seg.1 = out as u32;
         }
     }
+}
+
+/// One round of [`reduce_segments`] with the vector additions: the pairs of every segment
+/// are added into a new point list (doublings and cancellations, which the vector formula
+/// does not cover, on the spot), which then replaces `pts`.
+#[cfg(target_arch = "x86_64")]
+fn vector_round(pts: &mut Vec<G1Affine>, segs: &mut [(u32, u32)], scratch: &mut BatchScratch) {
+    let next = &mut scratch.next;
+    let pairs = &mut scratch.pairs;
+    next.clear();
+    pairs.clear();
+    for seg in segs.iter_mut() {
+        let (s, len) = (seg.0 as usize, seg.1 as usize);
+        let start = next.len();
+        for k in 0..len / 2 {
+            let (a, b) = (&pts[s + 2 * k], &pts[s + 2 * k + 1]);
+            if a.x != b.x {
+                pairs.push([
+                    (s + 2 * k) as u32,
+                    (s + 2 * k + 1) as u32,
+                    next.len() as u32,
+                ]);
+                next.push(*a); // overwritten by the sum
+            } else if a.y == b.y {
+                next.push(G1::from(*a).double().to_affine()); // never the identity: no 2-torsion
+            } // else a = -b: the identity, dropped from the segment
+        }
+        if len % 2 == 1 {
+            next.push(pts[s + len - 1]);
+        }
+        *seg = (start as u32, (next.len() - start) as u32);
+    }
+    super::msm_ifma::add_pairs(pts, pairs, next, &mut scratch.vector);
+    std::mem::swap(pts, next);
 }
 
 /// The denominator whose inverse [`affine_add`] needs for `a + b` (neither the identity):
@@ -555,6 +627,37 @@ mod tests {
                 want,
                 "nb={nb}"
             );
+        }
+    }
+
+    #[test]
+    fn vector_and_scalar_bucket_trees_agree_with_doublings_and_cancellations() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let fresh: Vec<G1Affine> = (0..4096)
+            .map(|_| (G1::generator() * Fr::random(&mut rng)).to_affine())
+            .collect();
+        let fresh_scalars: Vec<Fr> = (0..4096).map(|_| Fr::random(&mut rng)).collect();
+        // Copies of bases with their scalars land in the same buckets as the originals
+        // (doublings in the trees); negated copies cancel them.
+        let mut points = fresh.clone();
+        points.extend_from_slice(&fresh[..1024]);
+        points.extend(fresh[1024..2048].iter().map(|p| -*p));
+        let mut scalars = fresh_scalars.clone();
+        scalars.extend_from_slice(&fresh_scalars[..1024]);
+        scalars.extend_from_slice(&fresh_scalars[1024..2048]);
+        // Neighbours P, P and P, -P with one scalar: adjacent in every bucket they are in,
+        // so the first round of the trees pairs many of them.
+        for i in 0..512 {
+            let sign = if i % 2 == 0 { fresh[i] } else { -fresh[i] };
+            points.extend([fresh[i], sign]);
+            scalars.extend([fresh_scalars[i], fresh_scalars[i]]);
+        }
+        let bases = CpuBases::new(&points);
+        let want = halo2curves::msm::msm_best(&scalars, &points);
+        for window in [None, Some(8), Some(13)] {
+            assert_eq!(msm_with(&bases, &scalars, window, false), want, "scalar {window:?}");
+            assert_eq!(msm_with(&bases, &scalars, window, true), want, "vector {window:?}");
         }
     }
 
