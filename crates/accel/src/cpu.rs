@@ -1,5 +1,7 @@
 //! The CPU backend: our own signed-digit, batch-affine Pippenger MSM and a four-step NTT
-//! of in-cache radix-2 sub-transforms, both rayon-parallel. It is the reference every other backend is compared
+//! of in-cache radix-2 sub-transforms, both rayon-parallel. Where the CPU has AVX-512 IFMA
+//! (checked at run time; `PROOFMILL_CPU_SIMD=off` turns it off) the NTT's tiles and the
+//! MSM's bucket additions run eight field elements per vector (`ifma`, `msm_ifma`). It is the reference every other backend is compared
 //! with, and it is itself tested bit for bit against halo2curves and halo2_proofs.
 //!
 //! It owns host memory only; it must not touch devices.
@@ -50,7 +52,12 @@ impl Backend for CpuBackend {
     }
 
     fn description(&self) -> String {
-        format!("CPU ({} rayon threads)", rayon::current_num_threads())
+        let simd = if ntt::simd_available() {
+            ", AVX-512 IFMA"
+        } else {
+            ""
+        };
+        format!("CPU ({} rayon threads{simd})", rayon::current_num_threads())
     }
 
     fn load_bases_unchecked(&self, bases: &[G1Affine]) -> Result<BasesHandle, AccelError> {

@@ -7,8 +7,8 @@
 //!
 //! * [`Backend`]: checked public methods (`load_bases`, `msm`, `ntt`) over unchecked
 //!   per-backend methods, in the style of icicle's Rust wrappers.
-//! * [`CpuBackend`]: our own signed-digit, batch-affine Pippenger and a cache-blocked radix-2
-//!   NTT, bit-identical to `halo2curves`/`halo2_proofs`.
+//! * [`CpuBackend`]: our own signed-digit, batch-affine Pippenger and a four-step NTT, both
+//!   on AVX-512 IFMA where the CPU has it, bit-identical to `halo2curves`/`halo2_proofs`.
 //! * [`CudaBackend`]: the same functions in our own CUDA kernels (`kernels/`), compiled at
 //!   run time by NVRTC for the card's exact architecture.
 //! * [`inventory`]: what GPUs exist, whether they are usable (and why not), and
