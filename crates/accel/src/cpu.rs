@@ -99,3 +99,19 @@ impl Backend for CpuBackend {
         Ok(())
     }
 }
+
+/// For the vector-path tests: whether AVX-512 IFMA is usable here. Where it is not, the test
+/// says so loudly and passes, unless `PROOFMILL_REQUIRE_SIMD=1` (CI sets it on CPUs that
+/// advertise IFMA), which makes that a failure.
+#[cfg(test)]
+pub(crate) fn simd_or_skip(what: &str) -> bool {
+    if ntt::simd_available() {
+        return true;
+    }
+    assert!(
+        std::env::var("PROOFMILL_REQUIRE_SIMD").as_deref() != Ok("1"),
+        "PROOFMILL_REQUIRE_SIMD=1 but the AVX-512 IFMA path is unavailable ({what})"
+    );
+    eprintln!("!!!!!!!! SKIPPED {what}: no AVX-512 IFMA on this CPU !!!!!!!!");
+    false
+}

@@ -183,6 +183,23 @@ impl Accelerator for EngineAccelerator {
     }
 
     fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool {
+        // halo2's FFT leaves the 1/n scaling to its caller; the engine's inverse includes it.
+        let undo = Fr::from(1u64 << log_n.min(63));
+        self.transform(a, omega, log_n, inverse, undo)
+    }
+
+    fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
+        // The engine's inverse already multiplies by 1/n; halo2's divisor is 1/n (or 1/n of
+        // the extended domain, the same thing), so usually nothing is left to do.
+        let rest = divisor * Fr::from(1u64 << log_n.min(63));
+        self.transform(a, omega_inv, log_n, true, rest)
+    }
+}
+
+impl EngineAccelerator {
+    /// The engine's NTT of `a` in halo2's terms (`omega` the root halo2 passes), and for an
+    /// inverse, every element multiplied by `post` afterwards (skipped when it is one).
+    fn transform(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool, post: Fr) -> bool {
         if log_n < MIN_ACCELERATED_LOG_SIZE || a.len() != 1 << log_n {
             return self.declined(false);
         }
@@ -204,11 +221,9 @@ impl Accelerator for EngineAccelerator {
         if let Err(e) = self.backend.ntt(a, log_n, &config) {
             return self.failed("an FFT", &e, false);
         }
-        if inverse {
-            // halo2's FFT leaves the 1/n scaling to its caller; the engine's inverse includes it.
-            let n = Fr::from(1u64 << log_n);
+        if inverse && post != Fr::from(1u64) {
             use rayon::prelude::*;
-            a.par_iter_mut().for_each(|x| *x *= n);
+            a.par_iter_mut().for_each(|x| *x *= post);
         }
         self.stats.fft_calls.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -379,6 +394,25 @@ mod tests {
                     .lock()
                     .unwrap()
                     .push(format!("FFT 2^{log_n} inverse={inverse}"));
+            }
+            true
+        }
+
+        fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
+            let mut stock = a.to_vec();
+            if !self.engine.ifft(a, omega_inv, log_n, divisor) {
+                return false;
+            }
+            let root = omega_for(log_n);
+            let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
+            fft::fft(&mut stock, omega_inv, log_n, &data, true);
+            stock.iter_mut().for_each(|x| *x *= divisor);
+            self.checked.fetch_add(1, Ordering::Relaxed);
+            if stock != a {
+                self.mismatches
+                    .lock()
+                    .unwrap()
+                    .push(format!("inverse FFT 2^{log_n} with divisor"));
             }
             true
         }

@@ -26,6 +26,22 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
     /// `omega`, without any scaling (`inverse` only says that `omega` is an inverse root).
     /// Returns `false` to let the stock code do it.
     fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool;
+
+    /// `EvaluationDomain::ifft`: the inverse FFT of `a` with the inverse root `omega_inv`,
+    /// then every element multiplied by `divisor`. Returns `false` to let the stock code do
+    /// it. The default is [`fft`](Self::fft) followed by the multiplication; an accelerator
+    /// whose inverse transform scales anyway can fold the two.
+    fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
+        if !self.fft(a, omega_inv, log_n, true) {
+            return false;
+        }
+        crate::arithmetic::parallelize(a, |a, _| {
+            for a in a {
+                *a *= &divisor;
+            }
+        });
+        true
+    }
 }
 
 static ACCELERATOR: RwLock<Option<Arc<dyn Accelerator>>> = RwLock::new(None);
@@ -91,6 +107,29 @@ pub(crate) fn same_value<From: 'static + Copy, To: 'static + Copy>(value: From) 
         Some(unsafe { std::mem::transmute_copy::<From, To>(&value) })
     } else {
         None
+    }
+}
+
+/// Offers `EvaluationDomain::ifft` (inverse FFT, then `*= divisor`) to the installed
+/// accelerator; `true` when it did both.
+pub(crate) fn offer_ifft<Scalar: 'static + Copy, G: 'static>(
+    a: &mut [G],
+    omega_inv: Scalar,
+    log_n: u32,
+    divisor: Scalar,
+) -> bool {
+    let Some(accelerator) = accelerator() else {
+        return false;
+    };
+    match (
+        same_slice_mut::<G, Fr>(a),
+        same_value::<Scalar, Fr>(omega_inv),
+        same_value::<Scalar, Fr>(divisor),
+    ) {
+        (Some(values), Some(omega_inv), Some(divisor)) => {
+            accelerator.ifft(values, omega_inv, log_n, divisor)
+        }
+        _ => false,
     }
 }
 

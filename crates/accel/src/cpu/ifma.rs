@@ -643,7 +643,11 @@ mod tests {
         // The multiples reduce32 subtracts, against the same multiples in 64-bit limbs
         // where those fit (k p < 2^256 for k <= 4).
         for k in [1u64, 2, 4] {
-            let want = if k == 1 { p } else { to52(shl(p64, k.trailing_zeros())) };
+            let want = if k == 1 {
+                p
+            } else {
+                to52(shl(p64, k.trailing_zeros()))
+            };
             assert_eq!(times52(p, k), want, "{k} p");
         }
         let sixteen = times52(p, 16);
@@ -656,8 +660,7 @@ mod tests {
 
     #[test]
     fn vector_arithmetic_matches_fr() {
-        if !available() {
-            eprintln!("SKIPPED: no AVX-512 IFMA on this CPU");
+        if !crate::cpu::simd_or_skip("IFMA field arithmetic") {
             return;
         }
         let mut rng = ChaCha20Rng::seed_from_u64(7);

@@ -656,8 +656,16 @@ mod tests {
         let bases = CpuBases::new(&points);
         let want = halo2curves::msm::msm_best(&scalars, &points);
         for window in [None, Some(8), Some(13)] {
-            assert_eq!(msm_with(&bases, &scalars, window, false), want, "scalar {window:?}");
-            assert_eq!(msm_with(&bases, &scalars, window, true), want, "vector {window:?}");
+            assert_eq!(
+                msm_with(&bases, &scalars, window, false),
+                want,
+                "scalar {window:?}"
+            );
+            assert_eq!(
+                msm_with(&bases, &scalars, window, true),
+                want,
+                "vector {window:?}"
+            );
         }
     }
 

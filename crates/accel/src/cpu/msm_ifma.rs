@@ -245,10 +245,13 @@ mod tests {
 
     #[test]
     fn vector_additions_match_the_group_law() {
-        if !available() {
-            eprintln!("SKIPPED: no AVX-512 IFMA on this CPU");
+        if !crate::cpu::simd_or_skip("IFMA point additions") {
             return;
         }
+        assert!(
+            available(),
+            "IFMA is usable but Fq's memory is not its four limbs"
+        );
         let mut rng = ChaCha20Rng::seed_from_u64(11);
         let pts: Vec<G1Affine> = (0..300)
             .map(|_| (G1::generator() * Fr::random(&mut rng)).to_affine())

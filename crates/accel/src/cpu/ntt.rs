@@ -414,8 +414,7 @@ mod tests {
 
     #[test]
     fn scalar_and_simd_tiles_agree_on_every_kind_of_transform() {
-        if !simd_available() {
-            eprintln!("SKIPPED: no AVX-512 IFMA here; the scalar tiles are the only ones");
+        if !crate::cpu::simd_or_skip("IFMA NTT tiles") {
             return;
         }
         let coset = Some(Fr::from(7));

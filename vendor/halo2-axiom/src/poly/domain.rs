@@ -547,11 +547,12 @@ impl<F: WithSmallOrderMulGroup<3>> EvaluationDomain<F> {
     }
 
     fn ifft(&self, a: &mut Vec<F>, omega_inv: F, log_n: u32, divisor: F) {
-        let fft_data = self.get_fft_data(a.len());
-        // proofmill patch: the accelerator may take the inverse FFT too.
-        if !crate::accel::offer_fft(a, omega_inv, log_n, true) {
-            crate::fft::parallel::fft(a, omega_inv, log_n, fft_data, true);
+        // proofmill patch: the accelerator may take the inverse FFT and the scaling.
+        if crate::accel::offer_ifft(a, omega_inv, log_n, divisor) {
+            return;
         }
+        let fft_data = self.get_fft_data(a.len());
+        crate::fft::parallel::fft(a, omega_inv, log_n, fft_data, true);
         // self.fft_inner(a, omega_inv, log_n, true);
         parallelize(a, |a, _| {
             for a in a {
