@@ -185,21 +185,37 @@ impl Accelerator for EngineAccelerator {
     fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool {
         // halo2's FFT leaves the 1/n scaling to its caller; the engine's inverse includes it.
         let undo = Fr::from(1u64 << log_n.min(63));
-        self.transform(a, omega, log_n, inverse, undo)
+        self.run_ntt(a, omega, log_n, inverse, None, undo)
+    }
+
+    fn coset_fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, shift: Fr) -> bool {
+        if shift == Fr::from(0u64) {
+            return self.declined(false); // the engine refuses a zero generator; halo2 copes
+        }
+        self.run_ntt(a, omega, log_n, false, Some(shift), Fr::from(1u64))
     }
 
     fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
         // The engine's inverse already multiplies by 1/n; halo2's divisor is 1/n (or 1/n of
         // the extended domain, the same thing), so usually nothing is left to do.
         let rest = divisor * Fr::from(1u64 << log_n.min(63));
-        self.transform(a, omega_inv, log_n, true, rest)
+        self.run_ntt(a, omega_inv, log_n, true, None, rest)
     }
 }
 
 impl EngineAccelerator {
-    /// The engine's NTT of `a` in halo2's terms (`omega` the root halo2 passes), and for an
-    /// inverse, every element multiplied by `post` afterwards (skipped when it is one).
-    fn transform(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool, post: Fr) -> bool {
+    /// The engine's NTT of `a` in halo2's terms (`omega` the root halo2 passes; a forward
+    /// transform on the coset `coset` when given), and for an inverse, every element
+    /// multiplied by `post` afterwards (skipped when it is one).
+    fn run_ntt(
+        &self,
+        a: &mut [Fr],
+        omega: Fr,
+        log_n: u32,
+        inverse: bool,
+        coset: Option<Fr>,
+        post: Fr,
+    ) -> bool {
         if log_n < MIN_ACCELERATED_LOG_SIZE || a.len() != 1 << log_n {
             return self.declined(false);
         }
@@ -216,7 +232,10 @@ impl EngineAccelerator {
         let config = if inverse {
             NttConfig::inverse()
         } else {
-            NttConfig::forward()
+            NttConfig {
+                coset,
+                ..NttConfig::forward()
+            }
         };
         if let Err(e) = self.backend.ntt(a, log_n, &config) {
             return self.failed("an FFT", &e, false);
@@ -394,6 +413,29 @@ mod tests {
                     .lock()
                     .unwrap()
                     .push(format!("FFT 2^{log_n} inverse={inverse}"));
+            }
+            true
+        }
+
+        fn coset_fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, shift: Fr) -> bool {
+            let mut stock = a.to_vec();
+            if !self.engine.coset_fft(a, omega, log_n, shift) {
+                return false;
+            }
+            let mut power = Fr::from(1u64);
+            for x in stock.iter_mut() {
+                *x *= power;
+                power *= shift;
+            }
+            let root = omega_for(log_n);
+            let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
+            fft::fft(&mut stock, omega, log_n, &data, false);
+            self.checked.fetch_add(1, Ordering::Relaxed);
+            if stock != a {
+                self.mismatches
+                    .lock()
+                    .unwrap()
+                    .push(format!("coset FFT 2^{log_n}"));
             }
             true
         }

@@ -31,6 +31,14 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
     /// then every element multiplied by `divisor`. Returns `false` to let the stock code do
     /// it. The default is [`fft`](Self::fft) followed by the multiplication; an accelerator
     /// whose inverse transform scales anyway can fold the two.
+    /// `EvaluationDomain::coeff_to_extended_part`: `a[i] *= shift^i`, then the forward FFT
+    /// with `omega` (a coset FFT). Returns `false` to let the stock code do it (which then
+    /// offers the FFT alone through [`fft`](Self::fft)); the default does that.
+    fn coset_fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, shift: Fr) -> bool {
+        let _ = (a, omega, log_n, shift);
+        false
+    }
+
     fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
         if !self.fft(a, omega_inv, log_n, true) {
             return false;
@@ -128,6 +136,29 @@ pub(crate) fn offer_ifft<Scalar: 'static + Copy, G: 'static>(
     ) {
         (Some(values), Some(omega_inv), Some(divisor)) => {
             accelerator.ifft(values, omega_inv, log_n, divisor)
+        }
+        _ => false,
+    }
+}
+
+/// Offers a coset FFT (`a[i] *= shift^i`, then the FFT) to the installed accelerator;
+/// `true` when it did both.
+pub(crate) fn offer_coset_fft<Scalar: 'static + Copy, G: 'static>(
+    a: &mut [G],
+    omega: Scalar,
+    log_n: u32,
+    shift: Scalar,
+) -> bool {
+    let Some(accelerator) = accelerator() else {
+        return false;
+    };
+    match (
+        same_slice_mut::<G, Fr>(a),
+        same_value::<Scalar, Fr>(omega),
+        same_value::<Scalar, Fr>(shift),
+    ) {
+        (Some(values), Some(omega), Some(shift)) => {
+            accelerator.coset_fft(values, omega, log_n, shift)
         }
         _ => false,
     }

@@ -459,7 +459,8 @@ fn dit_stages(v: &mut [V], log: u32, table: &[[u64; 5]]) {
 
 /// The four-step transform of `a` (`R = 2^log_r` by `C = 2^log_c`, both at least 8), as
 /// [`super::ntt`]'s scalar version computes it; `column_roots[j] = omega_n^j` for `j < C`
-/// and `scale` multiplies every output.
+/// and `scale` multiplies every output. With `twist = Some(g)` the input is first taken as
+/// `a[j] g^j` (a forward coset transform), folded into the column gathers.
 pub(super) fn four_step(
     a: &mut [Fr],
     log_r: u32,
@@ -467,6 +468,7 @@ pub(super) fn four_step(
     inverse: bool,
     column_roots: &[Fr],
     scale: Fr,
+    twist: Option<Fr>,
 ) {
     assert!(available(), "the IFMA NTT needs AVX-512 IFMA");
     let (r, c) = (1usize << log_r, 1usize << log_c);
@@ -475,6 +477,16 @@ pub(super) fn four_step(
     let table = stage_table52(inverse);
     let one = twiddle_limbs(&Fr::ONE);
     let scale = twiddle_limbs(&scale);
+    // The twist's column factors g^j2 (j2 < C) and its row step g^C.
+    let twist = twist.map(|g| {
+        let mut cols = Vec::with_capacity(c);
+        let mut cur = Fr::ONE;
+        for _ in 0..c {
+            cols.push(twiddle_limbs(&cur));
+            cur *= g;
+        }
+        (cols, twiddle_limbs(&cur))
+    });
 
     // Step 1: tiles of 8 columns; lane b of vector j1 is column j2_0 + b, row j1.
     let mut scratch: Vec<Fr> = Vec::with_capacity(n);
@@ -491,10 +503,15 @@ pub(super) fn four_step(
                         .iter()
                         .map(twiddle_limbs)
                         .collect();
+                    let twist = twist
+                        .as_ref()
+                        .map(|(cols, step)| (&cols[j2_0..j2_0 + LANES], step));
                     // SAFETY: available() checked the CPU features; src has n = r c
                     // elements, and row j1's columns j2_0..j2_0+8 are in it; the tile
                     // holds 8 r elements (columns j2_0.. of the scratch, r apart).
-                    unsafe { column_tile(src, local, tile, j2_0, log_r, c, &roots, &one, table) };
+                    unsafe {
+                        column_tile(src, local, tile, j2_0, log_r, c, &roots, &one, table, twist)
+                    };
                 },
             );
     }
@@ -517,7 +534,8 @@ pub(super) fn four_step(
     );
 }
 
-/// Step 1 for the 8 columns `j2_0..j2_0+8`: gather (bit-reversed), transform, twiddle by
+/// Step 1 for the 8 columns `j2_0..j2_0+8`: gather (bit-reversed; times `g^(j1 C + j2)`
+/// when `twist` gives the lanes' `g^j2` and the row step `g^C`), transform, twiddle by
 /// `omega_n^(j2 k1)`, store canonical into `tile` (column `b` at `tile[b r..]`).
 ///
 /// # Safety
@@ -535,27 +553,34 @@ unsafe fn column_tile(
     roots: &[[u64; 5]],
     one: &[u64; 5],
     table: &[[u64; 5]],
+    twist: Option<(&[[u64; 5]], &[u64; 5])>,
 ) {
     let r = 1usize << log_r;
     local.clear();
     local.resize(r, splat5(&[0; 5]));
-    for j1 in 0..r {
-        // SAFETY: elements j1 c + j2_0 + b, b < 8, are in src (j2_0 + 8 <= c, j1 < r).
-        local[bit_reverse(j1, log_r)] = unsafe { load(src.as_ptr().add(j1 * c + j2_0), 1) };
+    match twist {
+        None => {
+            for j1 in 0..r {
+                // SAFETY: elements j1 c + j2_0 + b, b < 8, are in src (j2_0 + 8 <= c, j1 < r).
+                local[bit_reverse(j1, log_r)] = unsafe { load(src.as_ptr().add(j1 * c + j2_0), 1) };
+            }
+        }
+        Some((cols, row_step)) => {
+            let cols = lanes_of(cols);
+            let row_step = splat5(row_step);
+            let mut row = splat5(one); // g^(j1 C), canonical
+            for j1 in 0..r {
+                // SAFETY: as above.
+                let x = unsafe { load(src.as_ptr().add(j1 * c + j2_0), 1) };
+                let factor = mont::<FrMod>(&cols, &row); // g^(j1 C + j2), below 1.1p
+                local[bit_reverse(j1, log_r)] = reduce_once::<FrMod>(&mont::<FrMod>(&x, &factor));
+                row = reduce_once::<FrMod>(&mont::<FrMod>(&row, &row_step));
+            }
+        }
     }
     dit_stages(local, log_r, table);
     // Lane b: cur = omega_n^((j2_0 + b) k1), advanced by step = omega_n^(j2_0 + b).
-    let mut lanes = [[0u64; 8]; 5];
-    for (b, root) in roots.iter().enumerate() {
-        for i in 0..5 {
-            lanes[i][b] = root[i];
-        }
-    }
-    let mut step = splat5(&[0; 5]);
-    for (limb, lane) in step.0.iter_mut().zip(&lanes) {
-        // SAFETY: an unaligned load of 8 initialised u64s.
-        *limb = unsafe { _mm512_loadu_si512(lane.as_ptr().cast()) };
-    }
+    let step = lanes_of(roots);
     let mut cur = splat5(one);
     let base = tile.as_mut_ptr().cast::<Fr>();
     for (k1, v) in local.iter().enumerate() {
@@ -565,6 +590,23 @@ unsafe fn column_tile(
         unsafe { store(base.add(k1), r, &x) };
         cur = reduce_once::<FrMod>(&mont::<FrMod>(&cur, &step));
     }
+}
+
+/// Eight values in multiplier form, one per lane.
+#[target_feature(enable = "avx512f")]
+fn lanes_of(values: &[[u64; 5]]) -> V {
+    let mut lanes = [[0u64; 8]; 5];
+    for (b, value) in values.iter().take(LANES).enumerate() {
+        for i in 0..5 {
+            lanes[i][b] = value[i];
+        }
+    }
+    let mut v = splat5(&[0; 5]);
+    for (limb, lane) in v.0.iter_mut().zip(&lanes) {
+        // SAFETY: an unaligned load of 8 initialised u64s.
+        *limb = unsafe { _mm512_loadu_si512(lane.as_ptr().cast()) };
+    }
+    v
 }
 
 /// Step 2 for the 8 rows `k1_0..k1_0+8`: gather from the scratch (bit-reversed),

@@ -220,7 +220,9 @@ fn split(log_n: u32) -> (u32, u32) {
 
 fn transform(a: &mut [Fr], plan: &Plan) {
     let n = a.len();
-    if !plan.inverse {
+    // The IFMA four-step folds a forward coset's twist into its column gathers.
+    let fused_twist = plan.simd && plan.log_n > DIRECT_MAX_LOG && !plan.inverse;
+    if !plan.inverse && !fused_twist {
         if let Some(g) = plan.coset {
             distribute_powers(a, g, Fr::ONE);
         }
@@ -288,7 +290,16 @@ fn four_step(a: &mut [Fr], plan: &Plan, scale: Option<Fr>) {
     #[cfg(target_arch = "x86_64")]
     if plan.simd && c >= super::ifma::LANES {
         let scale = scale.unwrap_or(Fr::ONE);
-        super::ifma::four_step(a, log_r, log_c, plan.inverse, &plan.column_roots, scale);
+        let twist = plan.coset.filter(|_| !plan.inverse);
+        super::ifma::four_step(
+            a,
+            log_r,
+            log_c,
+            plan.inverse,
+            &plan.column_roots,
+            scale,
+            twist,
+        );
         return;
     }
 
