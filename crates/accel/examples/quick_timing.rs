@@ -21,6 +21,31 @@ fn main() {
     let what = args.first().map_or("msm", String::as_str).to_string();
     let logs: Vec<u32> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
     let cpu = CpuBackend::new();
+    if what == "layout" {
+        // The CUDA backend's host-side conversions of an NTT's data, against the per-element
+        // `to_raw_bytes` they used before.
+        use halo2curves::serde::SerdeObject;
+        use proofmill_accel::cuda::layout::{fr_words_into, words_into_fr, FIELD_WORDS};
+        for log in if logs.is_empty() { vec![22, 24] } else { logs } {
+            let values = random_scalars(1 << log, 4);
+            let mut words = vec![0u32; values.len() * FIELD_WORDS];
+            let to = best_of(3, || fr_words_into(&values, &mut words));
+            let old = best_of(3, || {
+                for (w, v) in words.chunks_exact_mut(FIELD_WORDS).zip(&values) {
+                    for (x, c) in w.iter_mut().zip(v.to_raw_bytes().chunks_exact(4)) {
+                        *x = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    }
+                }
+            });
+            let mut back = values.clone();
+            let from = best_of(3, || words_into_fr(&words, &mut back).expect("valid words"));
+            assert!(back == values);
+            println!(
+                "layout 2^{log}: to device words {to:.1} ms (per-element to_raw_bytes, one thread: {old:.1} ms), back {from:.1} ms"
+            );
+        }
+        return;
+    }
     if what == "msm" {
         let logs = if logs.is_empty() {
             vec![12, 14, 16, 18, 20]

@@ -24,6 +24,7 @@ mod error;
 pub mod host;
 pub mod inventory;
 pub mod kernels;
+mod limbs;
 
 pub use backend::{
     omega_for, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig, NttDirection,

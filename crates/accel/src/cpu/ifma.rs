@@ -28,9 +28,8 @@ use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
-use ff::{Field, PrimeField};
+use ff::Field;
 use halo2curves::bn256::Fr;
-use halo2curves::serde::SerdeObject;
 use rayon::prelude::*;
 
 use super::ntt::{bit_reverse, stage_table, OutPtr};
@@ -136,27 +135,7 @@ pub(super) const fn to52(w: [u64; 4]) -> [u64; 5] {
 
 /// Fr's limbs as stored (halo2's Montgomery form).
 pub(super) fn raw(x: &Fr) -> [u64; 4] {
-    // SAFETY: `layout_ok` (checked before any of this module runs) established that an Fr
-    // is exactly its four little-endian u64 limbs; reading them from a valid Fr is a plain
-    // copy of initialised memory.
-    unsafe { std::ptr::read((x as *const Fr).cast::<[u64; 4]>()) }
-}
-
-const _: () = assert!(std::mem::size_of::<Fr>() == 32 && std::mem::align_of::<Fr>() == 8);
-
-/// An Fr element's limbs are read and written in place: true when its memory is exactly
-/// the four limbs that `to_raw_bytes` reports, which halo2curves documents but does not
-/// promise through `repr`.
-fn layout_ok() -> bool {
-    [Fr::ONE, Fr::from(5), -Fr::ONE, Fr::ROOT_OF_UNITY]
-        .iter()
-        .all(|x| {
-            let bytes = x.to_raw_bytes();
-            // SAFETY: Fr is 32 bytes of initialised memory (asserted above); this reads them
-            // as bytes, which any initialised memory is.
-            let mem: [u8; 32] = unsafe { std::ptr::read((x as *const Fr).cast::<[u8; 32]>()) };
-            bytes.as_slice() == mem.as_slice()
-        })
+    crate::limbs::fr_limbs(x)
 }
 
 /// Whether the tiles run on AVX-512 IFMA here.
@@ -166,7 +145,7 @@ pub(super) fn available() -> bool {
         std::env::var("PROOFMILL_CPU_SIMD").map_or(true, |v| v != "off")
             && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512ifma")
-            && layout_ok()
+            && crate::limbs::stored_as_limbs()
     })
 }
 

@@ -18,7 +18,6 @@
 
 use std::arch::x86_64::*;
 use std::mem::{align_of, offset_of, size_of};
-use std::sync::OnceLock;
 
 use ff::Field;
 use halo2curves::bn256::{Fq, G1Affine};
@@ -44,9 +43,7 @@ const POINT_WORDS: i64 = (size_of::<G1Affine>() / 8) as i64;
 
 /// Fq's limbs as stored (halo2's Montgomery form).
 fn raw(x: &Fq) -> [u64; 4] {
-    // SAFETY: `available` checked that an Fq is exactly its four little-endian limbs;
-    // this copies initialised memory.
-    unsafe { std::ptr::read((x as *const Fq).cast::<[u64; 4]>()) }
+    crate::limbs::fq_limbs(x)
 }
 
 /// The Fq whose stored limbs are `limbs` (which must be canonical).
@@ -58,19 +55,10 @@ fn from_raw(limbs: [u64; 4]) -> Fq {
     Fq::from_raw_bytes_unchecked(&bytes)
 }
 
-/// Whether the vector additions run here: the CPU has AVX-512 IFMA and Fq's memory is its
-/// four limbs.
+/// Whether the vector additions run here: the CPU has AVX-512 IFMA (whose check includes
+/// that Fr and Fq are stored as their limbs).
 pub(super) fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        super::ifma::available()
-            && [Fq::ONE, Fq::from(5), -Fq::ONE].iter().all(|x| {
-                let bytes = x.to_raw_bytes();
-                // SAFETY: Fq is 32 bytes of initialised memory (asserted above).
-                let mem: [u8; 32] = unsafe { std::ptr::read((x as *const Fq).cast()) };
-                bytes.as_slice() == mem.as_slice()
-            })
-    })
+    super::ifma::available()
 }
 
 /// Buffers one call's vectors live in (kept between calls).

@@ -84,12 +84,6 @@ pub fn chunk_levels(n: usize, shape: &MsmShape) -> Vec<usize> {
     }
 }
 
-fn push_le_u32s(bytes: &[u8], out: &mut Vec<u32>) {
-    for c in bytes.chunks_exact(4) {
-        out.push(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    }
-}
-
 fn u32s_to_bytes(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
@@ -143,9 +137,18 @@ fn write_le_words(bytes: &[u8], out: &mut [u32]) {
 pub fn fr_words_into(values: &[Fr], out: &mut [u32]) {
     split_scoped(out, FIELD_WORDS, values, 1, values.len(), |out, values| {
         for (w, v) in out.chunks_exact_mut(FIELD_WORDS).zip(values) {
-            write_le_words(&v.to_raw_bytes(), w);
+            write_limb_words(&crate::limbs::fr_limbs(v), w);
         }
     });
+}
+
+/// Four little-endian u64 limbs as eight little-endian u32 words.
+#[inline]
+fn write_limb_words(limbs: &[u64; 4], out: &mut [u32]) {
+    for (pair, limb) in out.chunks_exact_mut(2).zip(limbs) {
+        pair[0] = *limb as u32;
+        pair[1] = (*limb >> 32) as u32;
+    }
 }
 
 /// Fr values in Montgomery form (halo2curves' raw layout), as the NTT kernels read them.
@@ -156,12 +159,10 @@ pub fn fr_to_words(values: &[Fr]) -> Vec<u32> {
 }
 
 /// One element from its eight words, or `None` when they are not a reduced field element.
+#[inline]
 fn fr_from_words(words: &[u32]) -> Option<Fr> {
-    let mut bytes = [0u8; 32];
-    for (b, w) in bytes.chunks_exact_mut(4).zip(words) {
-        b.copy_from_slice(&w.to_le_bytes());
-    }
-    Fr::from_raw_bytes(&bytes)
+    let limb = |i: usize| u64::from(words[2 * i]) | (u64::from(words[2 * i + 1]) << 32);
+    crate::limbs::fr_from_limbs([limb(0), limb(1), limb(2), limb(3)])
 }
 
 /// The inverse of [`fr_words_into`]: fills `out` from the first `out.len()` values of
@@ -225,11 +226,21 @@ pub fn scalars_to_words(scalars: &[Fr]) -> Vec<u32> {
 
 /// Affine bases (Montgomery x, y; the identity is (0, 0)), as the MSM kernels read them.
 pub fn bases_to_words(bases: &[G1Affine]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(bases.len() * AFFINE_WORDS);
-    for p in bases {
-        push_le_u32s(&p.x.to_raw_bytes(), &mut out);
-        push_le_u32s(&p.y.to_raw_bytes(), &mut out);
-    }
+    let mut out = vec![0u32; bases.len() * AFFINE_WORDS];
+    split_scoped(
+        &mut out,
+        AFFINE_WORDS,
+        bases,
+        1,
+        bases.len(),
+        |out, bases| {
+            for (w, p) in out.chunks_exact_mut(AFFINE_WORDS).zip(bases) {
+                let (x, y) = w.split_at_mut(FIELD_WORDS);
+                write_limb_words(&crate::limbs::fq_limbs(&p.x), x);
+                write_limb_words(&crate::limbs::fq_limbs(&p.y), y);
+            }
+        },
+    );
     out
 }
 
