@@ -39,12 +39,18 @@ pub(crate) fn stored_as_limbs() -> bool {
     })
 }
 
+/// The field types whose limbs are read here (Fr and Fq only: the size and the layout
+/// check above cover exactly these).
+pub(crate) trait StoredField: SerdeObject + Copy {}
+impl StoredField for Fr {}
+impl StoredField for Fq {}
+
 /// `x`'s stored limbs (its Montgomery form), little-endian.
-pub(crate) fn fr_limbs(x: &Fr) -> [u64; 4] {
+fn stored_limbs<T: StoredField>(x: &T) -> [u64; 4] {
     if stored_as_limbs() {
-        // SAFETY: stored_as_limbs checked that an Fr's memory is its four limbs; this
-        // copies 32 initialised bytes.
-        unsafe { std::ptr::read((x as *const Fr).cast::<[u64; 4]>()) }
+        // SAFETY: stored_as_limbs checked that an Fr's and an Fq's memory is their four
+        // limbs (T is one of the two); this copies 32 initialised bytes.
+        unsafe { std::ptr::read((x as *const T).cast::<[u64; 4]>()) }
     } else {
         let bytes = x.to_raw_bytes();
         std::array::from_fn(|i| {
@@ -56,18 +62,13 @@ pub(crate) fn fr_limbs(x: &Fr) -> [u64; 4] {
 }
 
 /// `x`'s stored limbs (its Montgomery form), little-endian.
+pub(crate) fn fr_limbs(x: &Fr) -> [u64; 4] {
+    stored_limbs(x)
+}
+
+/// `x`'s stored limbs (its Montgomery form), little-endian.
 pub(crate) fn fq_limbs(x: &Fq) -> [u64; 4] {
-    if stored_as_limbs() {
-        // SAFETY: as in fr_limbs, for Fq.
-        unsafe { std::ptr::read((x as *const Fq).cast::<[u64; 4]>()) }
-    } else {
-        let bytes = x.to_raw_bytes();
-        std::array::from_fn(|i| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&bytes[8 * i..8 * i + 8]);
-            u64::from_le_bytes(b)
-        })
-    }
+    stored_limbs(x)
 }
 
 /// The Fr modulus, little-endian 64-bit limbs.

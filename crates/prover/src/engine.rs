@@ -400,61 +400,69 @@ mod tests {
         }
 
         fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool {
-            let mut stock = a.to_vec();
-            if !self.engine.fft(a, omega, log_n, inverse) {
-                return false;
-            }
-            let root = omega_for(log_n);
-            let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
-            fft::fft(&mut stock, omega, log_n, &data, inverse);
-            self.checked.fetch_add(1, Ordering::Relaxed);
-            if stock != a {
-                self.mismatches
-                    .lock()
-                    .unwrap()
-                    .push(format!("FFT 2^{log_n} inverse={inverse}"));
-            }
-            true
+            let stock = a.to_vec();
+            self.engine.fft(a, omega, log_n, inverse)
+                && self.compare(
+                    a,
+                    stock,
+                    omega,
+                    log_n,
+                    inverse,
+                    |_| {},
+                    || format!("FFT 2^{log_n} inverse={inverse}"),
+                )
         }
 
         fn coset_fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, shift: Fr) -> bool {
             let mut stock = a.to_vec();
-            if !self.engine.coset_fft(a, omega, log_n, shift) {
-                return false;
-            }
             let mut power = Fr::from(1u64);
             for x in stock.iter_mut() {
                 *x *= power;
                 power *= shift;
             }
-            let root = omega_for(log_n);
-            let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
-            fft::fft(&mut stock, omega, log_n, &data, false);
-            self.checked.fetch_add(1, Ordering::Relaxed);
-            if stock != a {
-                self.mismatches
-                    .lock()
-                    .unwrap()
-                    .push(format!("coset FFT 2^{log_n}"));
-            }
-            true
+            self.engine.coset_fft(a, omega, log_n, shift)
+                && self.compare(
+                    a,
+                    stock,
+                    omega,
+                    log_n,
+                    false,
+                    |_| {},
+                    || format!("coset FFT 2^{log_n}"),
+                )
         }
 
         fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
-            let mut stock = a.to_vec();
-            if !self.engine.ifft(a, omega_inv, log_n, divisor) {
-                return false;
-            }
+            let stock = a.to_vec();
+            let scale = |v: &mut Vec<Fr>| v.iter_mut().for_each(|x| *x *= divisor);
+            self.engine.ifft(a, omega_inv, log_n, divisor)
+                && self.compare(a, stock, omega_inv, log_n, true, scale, || {
+                    format!("inverse FFT 2^{log_n} with divisor")
+                })
+        }
+    }
+
+    impl Checking {
+        /// Runs halo2's own FFT on `stock` (then `finish`), records a mismatch with `ours`
+        /// under `what`, and returns true (the engine's result stands).
+        #[allow(clippy::too_many_arguments)]
+        fn compare(
+            &self,
+            ours: &[Fr],
+            mut stock: Vec<Fr>,
+            omega: Fr,
+            log_n: u32,
+            inverse: bool,
+            finish: impl FnOnce(&mut Vec<Fr>),
+            what: impl FnOnce() -> String,
+        ) -> bool {
             let root = omega_for(log_n);
             let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
-            fft::fft(&mut stock, omega_inv, log_n, &data, true);
-            stock.iter_mut().for_each(|x| *x *= divisor);
+            fft::fft(&mut stock, omega, log_n, &data, inverse);
+            finish(&mut stock);
             self.checked.fetch_add(1, Ordering::Relaxed);
-            if stock != a {
-                self.mismatches
-                    .lock()
-                    .unwrap()
-                    .push(format!("inverse FFT 2^{log_n} with divisor"));
+            if stock != ours {
+                self.mismatches.lock().unwrap().push(what());
             }
             true
         }
