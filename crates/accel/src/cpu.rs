@@ -1,7 +1,8 @@
 //! The CPU backend: our own signed-digit, batch-affine Pippenger MSM and a four-step NTT
 //! of in-cache radix-2 sub-transforms, both rayon-parallel. Where the CPU has AVX-512 IFMA
 //! (checked at run time; `PROOFMILL_CPU_SIMD=off` turns it off) the NTT's tiles and the
-//! MSM's bucket additions run eight field elements per vector (`ifma`, `msm_ifma`). It is the reference every other backend is compared
+//! MSM's bucket additions run eight field elements per vector (`ifma`, `msm_ifma`). It is
+//! the reference every other backend is compared
 //! with, and it is itself tested bit for bit against halo2curves and halo2_proofs.
 //!
 //! It owns host memory only; it must not touch devices.
@@ -52,7 +53,7 @@ impl Backend for CpuBackend {
     }
 
     fn description(&self) -> String {
-        let simd = if ntt::simd_available() {
+        let simd = if simd_available() {
             ", AVX-512 IFMA"
         } else {
             ""
@@ -105,7 +106,7 @@ impl Backend for CpuBackend {
 /// advertise IFMA), which makes that a failure.
 #[cfg(test)]
 pub(crate) fn simd_or_skip(what: &str) -> bool {
-    if ntt::simd_available() {
+    if simd_available() {
         return true;
     }
     assert!(
@@ -114,4 +115,12 @@ pub(crate) fn simd_or_skip(what: &str) -> bool {
     );
     eprintln!("!!!!!!!! SKIPPED {what}: no AVX-512 IFMA on this CPU !!!!!!!!");
     false
+}
+
+/// Whether the NTT tiles and the MSM's bucket additions run on AVX-512 IFMA on this CPU.
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return ifma::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }

@@ -204,9 +204,9 @@ impl Accelerator for EngineAccelerator {
 }
 
 impl EngineAccelerator {
-    /// The engine's NTT of `a` in halo2's terms (`omega` the root halo2 passes; a forward
-    /// transform on the coset `coset` when given), and for an inverse, every element
-    /// multiplied by `post` afterwards (skipped when it is one).
+    /// The engine's NTT of `a` in halo2's terms (`omega` the root halo2 passes; on the
+    /// coset `coset` when given), and for an inverse, every element multiplied by `post`
+    /// afterwards (skipped when it is one).
     fn run_ntt(
         &self,
         a: &mut [Fr],
@@ -229,14 +229,12 @@ impl EngineAccelerator {
             return self.declined(false);
         }
         let start = Instant::now();
-        let config = if inverse {
+        let base = if inverse {
             NttConfig::inverse()
         } else {
-            NttConfig {
-                coset,
-                ..NttConfig::forward()
-            }
+            NttConfig::forward()
         };
+        let config = NttConfig { coset, ..base };
         if let Err(e) = self.backend.ntt(a, log_n, &config) {
             return self.failed("an FFT", &e, false);
         }
@@ -400,66 +398,50 @@ mod tests {
         }
 
         fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool {
-            let stock = a.to_vec();
-            self.engine.fft(a, omega, log_n, inverse)
-                && self.compare(
-                    a,
-                    stock,
-                    omega,
-                    log_n,
-                    inverse,
-                    |_| {},
-                    || format!("FFT 2^{log_n} inverse={inverse}"),
-                )
+            let mut stock = a.to_vec();
+            if !self.engine.fft(a, omega, log_n, inverse) {
+                return false;
+            }
+            stock_fft(&mut stock, omega, log_n, inverse);
+            self.record(a, &stock, || format!("FFT 2^{log_n} inverse={inverse}"))
         }
 
         fn coset_fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, shift: Fr) -> bool {
             let mut stock = a.to_vec();
+            if !self.engine.coset_fft(a, omega, log_n, shift) {
+                return false;
+            }
             let mut power = Fr::from(1u64);
             for x in stock.iter_mut() {
                 *x *= power;
                 power *= shift;
             }
-            self.engine.coset_fft(a, omega, log_n, shift)
-                && self.compare(
-                    a,
-                    stock,
-                    omega,
-                    log_n,
-                    false,
-                    |_| {},
-                    || format!("coset FFT 2^{log_n}"),
-                )
+            stock_fft(&mut stock, omega, log_n, false);
+            self.record(a, &stock, || format!("coset FFT 2^{log_n}"))
         }
 
         fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
-            let stock = a.to_vec();
-            let scale = |v: &mut Vec<Fr>| v.iter_mut().for_each(|x| *x *= divisor);
-            self.engine.ifft(a, omega_inv, log_n, divisor)
-                && self.compare(a, stock, omega_inv, log_n, true, scale, || {
-                    format!("inverse FFT 2^{log_n} with divisor")
-                })
+            let mut stock = a.to_vec();
+            if !self.engine.ifft(a, omega_inv, log_n, divisor) {
+                return false;
+            }
+            stock_fft(&mut stock, omega_inv, log_n, true);
+            stock.iter_mut().for_each(|x| *x *= divisor);
+            self.record(a, &stock, || format!("inverse FFT 2^{log_n} with divisor"))
         }
     }
 
+    /// halo2's own FFT of `values` (unscaled, like the hook's `fft`).
+    fn stock_fft(values: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) {
+        let root = omega_for(log_n);
+        let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
+        fft::fft(values, omega, log_n, &data, inverse);
+    }
+
     impl Checking {
-        /// Runs halo2's own FFT on `stock` (then `finish`), records a mismatch with `ours`
-        /// under `what`, and returns true (the engine's result stands).
-        #[allow(clippy::too_many_arguments)]
-        fn compare(
-            &self,
-            ours: &[Fr],
-            mut stock: Vec<Fr>,
-            omega: Fr,
-            log_n: u32,
-            inverse: bool,
-            finish: impl FnOnce(&mut Vec<Fr>),
-            what: impl FnOnce() -> String,
-        ) -> bool {
-            let root = omega_for(log_n);
-            let data = fft::recursive::FFTData::new(1 << log_n, root, root.invert().unwrap());
-            fft::fft(&mut stock, omega, log_n, &data, inverse);
-            finish(&mut stock);
+        /// Counts one checked call and records `what` when the engine's result differs
+        /// from halo2's; returns true (the engine's result stands).
+        fn record(&self, ours: &[Fr], stock: &[Fr], what: impl FnOnce() -> String) -> bool {
             self.checked.fetch_add(1, Ordering::Relaxed);
             if stock != ours {
                 self.mismatches.lock().unwrap().push(what());

@@ -19,8 +19,8 @@
 //! Only used where the CPU has AVX-512F and AVX-512 IFMA (checked at run time, and off with
 //! `PROOFMILL_CPU_SIMD=off`); the results are bit for bit those of the scalar code.
 
+// std::arch intrinsics and pointer loads and stores, each justified where it is used.
 #![allow(unsafe_code)]
-// std::arch intrinsics and the raw reads of Fr's limbs, each justified below
 // Limb loops index several arrays of five at once; written as such they read as the maths.
 #![allow(clippy::needless_range_loop)]
 
@@ -29,10 +29,11 @@ use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use ff::Field;
-use halo2curves::bn256::Fr;
+use halo2curves::bn256::{Fq, Fr};
 use rayon::prelude::*;
 
 use super::ntt::{bit_reverse, stage_table, OutPtr};
+use crate::limbs::{limbs, StoredField};
 
 /// Lanes per vector, i.e. columns (rows) per tile.
 pub(super) const LANES: usize = 8;
@@ -50,28 +51,25 @@ pub(super) trait Modulus {
     const FOUR_P_BIASED: [u64; 5] = biased(to52(shl(Self::P64, 2)));
     /// `-p^-1 mod 2^52`.
     const P_INV: u64 = neg_inv52(Self::P64[0]);
+    /// `16p, 8p, 4p, 2p`, normalised (the first two do not fit 256 bits).
+    const MULTIPLES: [[u64; 5]; 4] = [
+        times52(Self::P, 16),
+        times52(Self::P, 8),
+        times52(Self::P, 4),
+        times52(Self::P, 2),
+    ];
 }
 
 /// BN254's scalar field Fr.
 pub(super) struct FrMod;
 impl Modulus for FrMod {
-    const P64: [u64; 4] = [
-        0x43e1_f593_f000_0001,
-        0x2833_e848_79b9_7091,
-        0xb850_45b6_8181_585d,
-        0x3064_4e72_e131_a029,
-    ];
+    const P64: [u64; 4] = <Fr as StoredField>::MODULUS_LIMBS;
 }
 
 /// BN254's base field Fq (the curve's coordinates).
 pub(super) struct FqMod;
 impl Modulus for FqMod {
-    const P64: [u64; 4] = [
-        0x3c20_8c16_d87c_fd47,
-        0x9781_6a91_6871_ca8d,
-        0xb850_45b6_8181_585d,
-        0x3064_4e72_e131_a029,
-    ];
+    const P64: [u64; 4] = <Fq as StoredField>::MODULUS_LIMBS;
 }
 
 /// `w << k` for `0 < k < 64` (the caller keeps it below 2^256).
@@ -133,11 +131,6 @@ pub(super) const fn to52(w: [u64; 4]) -> [u64; 5] {
     ]
 }
 
-/// Fr's limbs as stored (halo2's Montgomery form).
-pub(super) fn raw(x: &Fr) -> [u64; 4] {
-    crate::limbs::fr_limbs(x)
-}
-
 /// Whether the tiles run on AVX-512 IFMA here.
 pub(super) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
@@ -151,7 +144,7 @@ pub(super) fn available() -> bool {
 
 /// `x` as a twiddle: `x * 2^260 mod p`, in 52-bit limbs.
 fn twiddle_limbs(x: &Fr) -> [u64; 5] {
-    to52(raw(&(*x * Fr::from(16))))
+    to52(limbs(&(*x * Fr::from(16))))
 }
 
 /// The stage twiddles of [`stage_table`] as IFMA twiddles, by direction.
@@ -237,12 +230,10 @@ pub(super) fn mont<M: Modulus>(a: &V, b: &V) -> V {
 #[target_feature(enable = "avx512f")]
 pub(super) fn add_sub<M: Modulus>(x: &V, y: &V) -> (V, V) {
     let mut s = *x;
-    let mut d = *x;
     for i in 0..5 {
         s.0[i] = _mm512_add_epi64(x.0[i], y.0[i]);
-        d.0[i] = _mm512_sub_epi64(_mm512_add_epi64(x.0[i], splat(M::FOUR_P_BIASED[i])), y.0[i]);
     }
-    (normalise(s), normalise(d))
+    (normalise(s), sub_lazy::<M>(x, y))
 }
 
 /// `v mod p` for normalised `v < 2p`.
@@ -252,22 +243,12 @@ pub(super) fn reduce_once<M: Modulus>(v: &V) -> V {
     cond_sub(v, &M::P)
 }
 
-/// Word offsets of eight elements `stride` elements apart, limb `word`.
+/// Word offsets of eight elements `stride` elements apart.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn offsets(stride: usize, word: usize) -> __m512i {
+fn offsets(stride: usize) -> __m512i {
     let s = (4 * stride) as i64;
-    let w = word as i64;
-    _mm512_set_epi64(
-        7 * s + w,
-        6 * s + w,
-        5 * s + w,
-        4 * s + w,
-        3 * s + w,
-        2 * s + w,
-        s + w,
-        w,
-    )
+    _mm512_set_epi64(7 * s, 6 * s, 5 * s, 4 * s, 3 * s, 2 * s, s, 0)
 }
 
 /// Loads eight Fr elements `stride` apart from `base`.
@@ -278,7 +259,7 @@ fn offsets(stride: usize, word: usize) -> __m512i {
 #[target_feature(enable = "avx512f")]
 unsafe fn load(base: *const Fr, stride: usize) -> V {
     // SAFETY: lane b's four words are those of element b * stride, valid by the contract.
-    unsafe { load_words(base.cast(), offsets(stride, 0)) }
+    unsafe { load_words(base.cast(), offsets(stride)) }
 }
 
 /// Stores eight canonical elements `stride` apart from `base`.
@@ -290,7 +271,7 @@ unsafe fn load(base: *const Fr, stride: usize) -> V {
 #[target_feature(enable = "avx512f")]
 unsafe fn store(base: *mut Fr, stride: usize, v: &V) {
     // SAFETY: lane b's four words are those of element b * stride, valid by the contract.
-    unsafe { store_words(base.cast(), offsets(stride, 0), v) }
+    unsafe { store_words(base.cast(), offsets(stride), v) }
 }
 
 /// Loads eight 256-bit little-endian values, lane `b`'s four words at word offsets
@@ -404,10 +385,7 @@ pub(super) fn cond_sub(v: &V, k: &[u64; 5]) -> V {
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn reduce32<M: Modulus>(v: &V) -> V {
-    let v = cond_sub(v, &times52(M::P, 16));
-    let v = cond_sub(&v, &times52(M::P, 8));
-    let v = cond_sub(&v, &times52(M::P, 4));
-    let v = cond_sub(&v, &times52(M::P, 2));
+    let v = M::MULTIPLES.iter().fold(*v, |v, k| cond_sub(&v, k));
     cond_sub(&v, &M::P)
 }
 

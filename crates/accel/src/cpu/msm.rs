@@ -162,20 +162,12 @@ fn window_for(n: usize, threads: usize) -> usize {
 }
 
 pub(crate) fn msm(bases: &CpuBases, scalars: &[Fr], window: Option<u32>) -> G1 {
-    msm_with(bases, scalars, window, simd_available())
-}
-
-/// Whether the bucket trees' additions run on AVX-512 IFMA on this CPU.
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return super::msm_ifma::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    msm_with(bases, scalars, window, super::simd_available())
 }
 
 /// [`msm`] with the vector additions on or off (on only where available).
 fn msm_with(bases: &CpuBases, scalars: &[Fr], window: Option<u32>, simd: bool) -> G1 {
-    let simd = simd && simd_available();
+    let simd = simd && super::simd_available();
     let n = scalars.len();
     let points = &bases.points[..n];
     if n < TINY_MSM && window.is_none() {

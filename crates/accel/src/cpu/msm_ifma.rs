@@ -21,11 +21,11 @@ use std::mem::{align_of, offset_of, size_of};
 
 use ff::Field;
 use halo2curves::bn256::{Fq, G1Affine};
-use halo2curves::serde::SerdeObject;
 
 use super::ifma::{
-    load_words, mont, reduce32, splat5, store_words, sub_lazy, times16, to52, FqMod, V,
+    available, load_words, mont, reduce32, splat5, store_words, sub_lazy, times16, to52, FqMod, V,
 };
+use crate::limbs::{from_limbs, limbs};
 
 /// Independent inversion chains (vectors of eight) run side by side.
 const CHAINS: usize = 4;
@@ -40,26 +40,6 @@ const _: () =
 const X_WORD: i64 = (offset_of!(G1Affine, x) / 8) as i64;
 const Y_WORD: i64 = (offset_of!(G1Affine, y) / 8) as i64;
 const POINT_WORDS: i64 = (size_of::<G1Affine>() / 8) as i64;
-
-/// Fq's limbs as stored (halo2's Montgomery form).
-fn raw(x: &Fq) -> [u64; 4] {
-    crate::limbs::fq_limbs(x)
-}
-
-/// The Fq whose stored limbs are `limbs` (which must be canonical).
-fn from_raw(limbs: [u64; 4]) -> Fq {
-    let mut bytes = [0u8; 32];
-    for (chunk, l) in bytes.chunks_exact_mut(8).zip(limbs) {
-        chunk.copy_from_slice(&l.to_le_bytes());
-    }
-    Fq::from_raw_bytes_unchecked(&bytes)
-}
-
-/// Whether the vector additions run here: the CPU has AVX-512 IFMA (whose check includes
-/// that Fr and Fq are stored as their limbs).
-pub(super) fn available() -> bool {
-    super::ifma::available()
-}
 
 /// Buffers one call's vectors live in (kept between calls).
 #[derive(Default)]
@@ -106,10 +86,10 @@ unsafe fn add_pairs_ifma(
     out: &mut [G1Affine],
     scratch: &mut PairScratch,
 ) {
-    let groups: Vec<&[[u32; 3]]> = pairs.chunks(8).collect();
+    let groups = pairs.len().div_ceil(8);
     let src = pts.as_ptr().cast::<i64>();
     // 2^260 mod q: one, in the multiplier's form.
-    let one = splat5(&to52(raw(&Fq::from(16))));
+    let one = splat5(&to52(limbs(&Fq::from(16))));
 
     // Forward: d = 16 (x2 - x1 + 4q) < 80q (the denominator, multiplier form); the
     // exclusive prefix product of its chain is kept, the chain's product advances.
@@ -117,7 +97,7 @@ unsafe fn add_pairs_ifma(
     scratch.denominators.clear();
     scratch.inverses.clear();
     let mut acc = [one; CHAINS];
-    for (g, group) in groups.iter().enumerate() {
+    for (g, group) in pairs.chunks(8).enumerate() {
         // SAFETY: the indices are in range (checked by add_pairs), so each lane reads the
         // four words of a coordinate of a point of `pts`.
         let (x1, x2) = unsafe {
@@ -151,12 +131,15 @@ unsafe fn add_pairs_ifma(
     }
     let products: Vec<Fq> = words
         .chunks_exact(4)
-        .map(|w| from_raw([w[0] as u64, w[1] as u64, w[2] as u64, w[3] as u64]))
+        .map(|w| {
+            from_limbs([w[0] as u64, w[1] as u64, w[2] as u64, w[3] as u64])
+                .expect("reduce32 leaves every lane below q")
+        })
         .collect();
     let inverses = batch_invert(&products);
     let scale = Fq::from(256);
     for (w, inv) in words.chunks_exact_mut(4).zip(&inverses) {
-        for (word, limb) in w.iter_mut().zip(raw(&(*inv * scale))) {
+        for (word, limb) in w.iter_mut().zip(limbs(&(*inv * scale))) {
             *word = limb as i64;
         }
     }
@@ -167,7 +150,7 @@ unsafe fn add_pairs_ifma(
     }
 
     // Backward: inverse of d = prefix * running (below 5.3q), then running *= d (below 19q).
-    for g in (0..groups.len()).rev() {
+    for g in (0..groups).rev() {
         let c = g % CHAINS;
         let prefix = scratch.inverses[g];
         scratch.inverses[g] = mont::<FqMod>(&prefix, &running[c]);
@@ -176,7 +159,7 @@ unsafe fn add_pairs_ifma(
 
     // The additions; bounds in units of q.
     let dst = out.as_mut_ptr().cast::<i64>();
-    for (g, group) in groups.iter().enumerate() {
+    for (g, group) in pairs.chunks(8).enumerate() {
         // SAFETY: as in the forward pass.
         let (x1, y1, x2, y2) = unsafe {
             (

@@ -180,16 +180,17 @@ struct Plan<'t> {
     simd: bool,
 }
 
-pub(crate) fn ntt_batch(values: &mut [Fr], log_n: u32, inverse: bool, coset: Option<Fr>) {
-    ntt_batch_with(values, log_n, inverse, coset, simd_available());
+impl Plan<'_> {
+    /// Whether this transform runs as IFMA four-step tiles (which also fold a forward
+    /// coset's twist into their gathers): sizes above the direct ones have `C >= 32`,
+    /// more than the eight lanes a tile needs.
+    fn ifma_tiles(&self) -> bool {
+        cfg!(target_arch = "x86_64") && self.simd && self.log_n > DIRECT_MAX_LOG
+    }
 }
 
-/// Whether [`ntt_batch`] runs the four-step tiles on AVX-512 IFMA on this CPU.
-pub(crate) fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return super::ifma::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+pub(crate) fn ntt_batch(values: &mut [Fr], log_n: u32, inverse: bool, coset: Option<Fr>) {
+    ntt_batch_with(values, log_n, inverse, coset, super::simd_available());
 }
 
 /// [`ntt_batch`], with the IFMA tiles on or off (on only where available).
@@ -207,7 +208,7 @@ fn ntt_batch_with(values: &mut [Fr], log_n: u32, inverse: bool, coset: Option<Fr
         coset,
         table,
         column_roots,
-        simd: simd && simd_available(),
+        simd: simd && super::simd_available(),
     };
     let n = 1usize << log_n;
     values.par_chunks_mut(n).for_each(|a| transform(a, &plan));
@@ -220,9 +221,7 @@ fn split(log_n: u32) -> (u32, u32) {
 
 fn transform(a: &mut [Fr], plan: &Plan) {
     let n = a.len();
-    // The IFMA four-step folds a forward coset's twist into its column gathers.
-    let fused_twist = plan.simd && plan.log_n > DIRECT_MAX_LOG && !plan.inverse;
-    if !plan.inverse && !fused_twist {
+    if !plan.inverse && !plan.ifma_tiles() {
         if let Some(g) = plan.coset {
             distribute_powers(a, g, Fr::ONE);
         }
@@ -288,7 +287,7 @@ fn four_step(a: &mut [Fr], plan: &Plan, scale: Option<Fr>) {
     let (r, c) = (1usize << log_r, 1usize << log_c);
     let table = plan.table;
     #[cfg(target_arch = "x86_64")]
-    if plan.simd && c >= super::ifma::LANES {
+    if plan.ifma_tiles() {
         let scale = scale.unwrap_or(Fr::ONE);
         let twist = plan.coset.filter(|_| !plan.inverse);
         super::ifma::four_step(

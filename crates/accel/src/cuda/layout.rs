@@ -137,7 +137,7 @@ fn write_le_words(bytes: &[u8], out: &mut [u32]) {
 pub fn fr_words_into(values: &[Fr], out: &mut [u32]) {
     split_scoped(out, FIELD_WORDS, values, 1, values.len(), |out, values| {
         for (w, v) in out.chunks_exact_mut(FIELD_WORDS).zip(values) {
-            write_limb_words(&crate::limbs::fr_limbs(v), w);
+            write_limb_words(&crate::limbs::limbs(v), w);
         }
     });
 }
@@ -162,7 +162,7 @@ pub fn fr_to_words(values: &[Fr]) -> Vec<u32> {
 #[inline]
 fn fr_from_words(words: &[u32]) -> Option<Fr> {
     let limb = |i: usize| u64::from(words[2 * i]) | (u64::from(words[2 * i + 1]) << 32);
-    crate::limbs::fr_from_limbs([limb(0), limb(1), limb(2), limb(3)])
+    crate::limbs::from_limbs([limb(0), limb(1), limb(2), limb(3)])
 }
 
 /// The inverse of [`fr_words_into`]: fills `out` from the first `out.len()` values of
@@ -236,8 +236,8 @@ pub fn bases_to_words(bases: &[G1Affine]) -> Vec<u32> {
         |out, bases| {
             for (w, p) in out.chunks_exact_mut(AFFINE_WORDS).zip(bases) {
                 let (x, y) = w.split_at_mut(FIELD_WORDS);
-                write_limb_words(&crate::limbs::fq_limbs(&p.x), x);
-                write_limb_words(&crate::limbs::fq_limbs(&p.y), y);
+                write_limb_words(&crate::limbs::limbs(&p.x), x);
+                write_limb_words(&crate::limbs::limbs(&p.y), y);
             }
         },
     );
