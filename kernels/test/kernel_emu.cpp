@@ -12,6 +12,8 @@
 //              (the chunk size and each level's chunk bound: cuda::layout::chunk_levels)
 //   kernel_emu ntt LOG_N BATCH INVERSE DATA TWIDDLES OUT [PRE_LO PRE_HI PRE_BITS]
 //              [POST_LO POST_HI POST_BITS]    (a file named "-" means: no such scaling)
+//   kernel_emu gates PROGRAM SCALARS COLUMNS ROTATIONS N VALUES OUT SLOTS GRID
+//              (GRID blocks of THREADS threads stride over the N rows, as cuda.rs launches)
 // Files are little-endian u32 words.
 #include <algorithm>
 #include <atomic>
@@ -50,6 +52,7 @@ static inline u32 __brev(u32 x) {
 
 #include "../msm.cu"
 #include "../ntt.cu"
+#include "../gates.cu"
 
 // Runs `kernel` over grid x block. `syncs`: the kernel calls __syncthreads, so each thread
 // of a block gets its own OS thread; otherwise a block's threads run one after another.
@@ -224,6 +227,33 @@ static int run_ntt(int argc, char** argv) {
     return 0;
 }
 
+static int run_gates(char** argv) {
+    std::vector<u32> program = read_words(argv[2]);
+    std::vector<u32> scalars = read_words(argv[3]);
+    std::vector<u32> columns = read_words(argv[4]);
+    std::vector<u32> rotations = read_words(argv[5]);
+    u32 n = (u32)std::strtoul(argv[6], nullptr, 10);
+    std::vector<u32> values = read_words(argv[7]);
+    const char* out_path = argv[8];
+    u64 slots = std::strtoull(argv[9], nullptr, 10);
+    u32 grid = (u32)std::strtoul(argv[10], nullptr, 10);
+    if (values.size() != 8ull * n || columns.size() % (8ull * n) != 0 || program.size() < 3) {
+        std::fprintf(stderr, "gates: input sizes do not match n=%u\n", n);
+        return 2;
+    }
+    u64 stride = (u64)grid * THREADS;
+    // cuda.rs allocates the slots zeroed and at least one element long.
+    std::vector<u32> scratch(8 * std::max<u64>(1, slots * stride));
+    launch({grid, 1, 1}, {THREADS, 1, 1}, false, [&] {
+        gates_evaluate(program.data(), reinterpret_cast<const Fr*>(scalars.data()),
+                       reinterpret_cast<const Fr*>(columns.data()),
+                       reinterpret_cast<const i32*>(rotations.data()), n,
+                       reinterpret_cast<Fr*>(values.data()), reinterpret_cast<Fr*>(scratch.data()));
+    });
+    write_words(out_path, values);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc >= 9 && std::strcmp(argv[1], "msm") == 0) {
         std::vector<u64> levels;
@@ -232,6 +262,7 @@ int main(int argc, char** argv) {
                        (u32)std::atoi(argv[7]), levels);
     }
     if (argc >= 8 && std::strcmp(argv[1], "ntt") == 0) return run_ntt(argc, argv);
-    std::fprintf(stderr, "usage: kernel_emu msm C N BASES SCALARS OUT CHUNK LEVEL_BOUND... | ntt LOG_N BATCH INVERSE DATA TW OUT [PRE_LO PRE_HI PRE_BITS] [POST_LO POST_HI POST_BITS]\n");
+    if (argc == 11 && std::strcmp(argv[1], "gates") == 0) return run_gates(argv);
+    std::fprintf(stderr, "usage: kernel_emu msm C N BASES SCALARS OUT CHUNK LEVEL_BOUND... | ntt LOG_N BATCH INVERSE DATA TW OUT [PRE_LO PRE_HI PRE_BITS] [POST_LO POST_HI POST_BITS] | gates PROGRAM SCALARS COLUMNS ROTATIONS N VALUES OUT SLOTS GRID\n");
     return 2;
 }

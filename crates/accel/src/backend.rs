@@ -20,6 +20,7 @@ use ff::{Field, PrimeField, WithSmallOrderMulGroup};
 use group::Group;
 use halo2curves::bn256::{Fr, G1Affine, G1};
 
+use crate::gates::{GateInputs, GateProgram};
 use crate::AccelError;
 
 /// Largest supported transform: Fr has 2-adicity 28.
@@ -226,6 +227,37 @@ pub trait Backend: Send + Sync + fmt::Debug {
         log_n: u32,
         cfg: &NttConfig,
     ) -> Result<(), AccelError>;
+
+    /// `values[i] = program(row i)` for every row of one coset part: the quotient's custom
+    /// gates folded into the running values (see [`crate::gates`]).
+    ///
+    /// # Safety
+    /// `inputs` fit `program` and `values` ([`Backend::evaluate_gates`] checks it): enough
+    /// scalars and columns, every column read as long as `values`, and `values` not empty
+    /// and shorter than 2^32. A GPU backend copies and indexes the columns by these sizes.
+    #[allow(unsafe_code)] // the contract above; the checked `evaluate_gates` is the entry point
+    unsafe fn evaluate_gates_unchecked(
+        &self,
+        program: &GateProgram,
+        inputs: &GateInputs<'_>,
+        values: &mut [Fr],
+    ) -> Result<(), AccelError>;
+
+    /// Evaluates the gate `program` at every row: `values[i]` becomes the program's result
+    /// at row `i`, reading `values[i]` as it was where the program reads the previous value.
+    fn evaluate_gates(
+        &self,
+        program: &GateProgram,
+        inputs: &GateInputs<'_>,
+        values: &mut [Fr],
+    ) -> Result<(), AccelError> {
+        program.check(inputs, values.len())?;
+        // SAFETY: the inputs were checked against the program and the values above.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.evaluate_gates_unchecked(program, inputs, values)
+        }
+    }
 
     /// Hands `bases` over once; the returned handle serves any number of MSMs.
     fn load_bases(&self, bases: &[G1Affine]) -> Result<BasesHandle, AccelError> {

@@ -328,3 +328,162 @@ pub fn check_ntt<B: Backend + ?Sized>(
     }
     Ok(())
 }
+
+/// A random gate program over `columns` columns and `scalars` scalars, shaped like halo2's
+/// compiled gates: reads of columns at a few rotations (some wrapping around the part) and of
+/// scalars stored into intermediates, a mix of every operation over earlier intermediates,
+/// and a final Horner fold of several of them into the previous value with a scalar factor.
+pub fn random_gate_program(
+    rng: &mut SeededRng,
+    columns: u32,
+    scalars: u32,
+    steps: usize,
+) -> (Vec<crate::gates::Step>, Vec<i32>) {
+    use crate::gates::{Op, Operand, Step};
+    let rotations = vec![0, 1, -1, 3, -7, 65];
+    let mut out: Vec<Step> = Vec::new();
+    // Targets are not in step order (halo2 numbers them in order; nothing requires it).
+    let target = |i: usize| (i as u32) * 3 + 1;
+    let pick = |rng: &mut SeededRng, defined: usize| -> Operand {
+        match rng.next_u64() % 8 {
+            0 => Operand::Scalar((rng.next_u64() % u64::from(scalars)) as u32),
+            1 => Operand::Column {
+                column: (rng.next_u64() % u64::from(columns)) as u32,
+                rotation: (rng.next_u64() % rotations.len() as u64) as u32,
+            },
+            _ if defined > 0 => Operand::Intermediate(target((rng.next_u64() as usize) % defined)),
+            _ => Operand::Scalar(0),
+        }
+    };
+    for i in 0..steps {
+        let op = match rng.next_u64() % 10 {
+            0 | 1 => Op::Store(Operand::Column {
+                column: (rng.next_u64() % u64::from(columns)) as u32,
+                rotation: (rng.next_u64() % rotations.len() as u64) as u32,
+            }),
+            2 => Op::Store(Operand::Scalar(
+                (rng.next_u64() % u64::from(scalars)) as u32,
+            )),
+            3 => Op::Add(pick(rng, i), pick(rng, i)),
+            4 => Op::Sub(pick(rng, i), pick(rng, i)),
+            5 | 6 => Op::Mul(pick(rng, i), pick(rng, i)),
+            7 => Op::Square(pick(rng, i)),
+            8 => Op::Double(pick(rng, i)),
+            _ => Op::Negate(pick(rng, i)),
+        };
+        out.push(Step {
+            target: target(i),
+            op,
+        });
+    }
+    let parts = (0..5)
+        .map(|_| match steps {
+            0 => Operand::Scalar(0),
+            _ => Operand::Intermediate(target((rng.next_u64() as usize) % steps)),
+        })
+        .collect();
+    out.push(Step {
+        target: target(steps),
+        op: Op::Horner {
+            start: Operand::Previous,
+            parts,
+            factor: Operand::Scalar(scalars - 1),
+        },
+    });
+    (out, rotations)
+}
+
+/// The gate program `steps` evaluated row by row, straight from its definition (no slots, no
+/// copies folded away): the reference [`check_gates`] compares backends with.
+pub fn reference_gates(
+    steps: &[crate::gates::Step],
+    rotations: &[i32],
+    inputs: &crate::gates::GateInputs<'_>,
+    values: &mut [Fr],
+) {
+    use crate::gates::{Op, Operand};
+    let n = values.len() as i64;
+    values.par_iter_mut().enumerate().for_each(|(row, value)| {
+        let mut intermediates = std::collections::HashMap::new();
+        let previous = *value;
+        let get = |o: &Operand, im: &std::collections::HashMap<u32, Fr>| match *o {
+            Operand::Scalar(i) => inputs.scalars[i as usize],
+            Operand::Intermediate(t) => im[&t],
+            Operand::Column { column, rotation } => {
+                let at = (row as i64 + i64::from(rotations[rotation as usize])).rem_euclid(n);
+                inputs.columns[column as usize][at as usize]
+            }
+            Operand::Previous => previous,
+        };
+        let mut last = Fr::ZERO;
+        for step in steps {
+            let im = &intermediates;
+            last = match &step.op {
+                Op::Add(a, b) => get(a, im) + get(b, im),
+                Op::Sub(a, b) => get(a, im) - get(b, im),
+                Op::Mul(a, b) => get(a, im) * get(b, im),
+                Op::Square(a) => get(a, im).square(),
+                Op::Double(a) => get(a, im).double(),
+                Op::Negate(a) => -get(a, im),
+                Op::Store(a) => get(a, im),
+                Op::Horner {
+                    start,
+                    parts,
+                    factor,
+                } => {
+                    let f = get(factor, im);
+                    parts
+                        .iter()
+                        .fold(get(start, im), |acc, p| acc * f + get(p, im))
+                }
+            };
+            intermediates.insert(step.target, last);
+        }
+        *value = last;
+    });
+}
+
+/// Random gate programs of `steps` steps on `rows` rows (any number, not only powers of two)
+/// against [`reference_gates`].
+pub fn check_gates<B: Backend + ?Sized>(
+    backend: &B,
+    rows: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<(), Mismatch> {
+    let case = format!("gates rows={rows} steps={steps} seed={seed}");
+    let fail = |detail: String| Mismatch {
+        backend: backend.description(),
+        case: case.clone(),
+        detail,
+    };
+    let mut rng = SeededRng::new(seed);
+    let (columns, scalars) = (5u32, 6u32);
+    let (program_steps, rotations) = random_gate_program(&mut rng, columns, scalars, steps);
+    let program = crate::gates::GateProgram::new(&program_steps, &rotations)
+        .map_err(|e| fail(format!("program refused: {e}")))?;
+    let data: Vec<Vec<Fr>> = (0..columns)
+        .map(|c| random_scalars(rows, seed ^ (u64::from(c) << 32)))
+        .collect();
+    let column_refs: Vec<&[Fr]> = data.iter().map(Vec::as_slice).collect();
+    let scalar_values = random_scalars(scalars as usize, seed ^ 0x5ca1);
+    let inputs = crate::gates::GateInputs {
+        scalars: &scalar_values,
+        columns: &column_refs,
+    };
+    let previous = random_scalars(rows, seed ^ 0x9e7);
+    let mut expected = previous.clone();
+    reference_gates(&program_steps, &rotations, &inputs, &mut expected);
+    let mut got = previous;
+    backend
+        .evaluate_gates(&program, &inputs, &mut got)
+        .map_err(|e| fail(format!("backend error: {e}")))?;
+    match got.iter().zip(&expected).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(row) => Err(fail(format!(
+            "row {row} differs (program of {} steps, {} slots)",
+            program.len(),
+            program.slots()
+        ))),
+    }
+}

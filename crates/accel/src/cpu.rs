@@ -17,6 +17,7 @@ mod ntt;
 use halo2curves::bn256::{Fr, G1Affine, G1};
 
 use crate::backend::next_instance_id;
+use crate::gates::{GateInputs, GateProgram};
 use crate::{AccelError, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig};
 
 pub(crate) use ntt::twiddle_table;
@@ -97,6 +98,17 @@ impl Backend for CpuBackend {
     ) -> Result<(), AccelError> {
         let inverse = cfg.direction == crate::NttDirection::Inverse;
         ntt::ntt_batch(values, log_n, inverse, cfg.coset);
+        Ok(())
+    }
+
+    #[allow(unsafe_code)] // implements the trait's unchecked contract; nothing unsafe inside
+    unsafe fn evaluate_gates_unchecked(
+        &self,
+        program: &GateProgram,
+        inputs: &GateInputs<'_>,
+        values: &mut [Fr],
+    ) -> Result<(), AccelError> {
+        program.evaluate_cpu(inputs, values);
         Ok(())
     }
 }

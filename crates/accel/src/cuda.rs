@@ -32,6 +32,7 @@ pub use compile::{
 };
 
 use crate::backend::next_instance_id;
+use crate::gates::{GateInputs, GateProgram};
 use crate::kernels::{self, KernelSource};
 use crate::{AccelError, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig, NttDirection};
 
@@ -89,6 +90,7 @@ struct Kernels {
     ntt_shared_stages: CudaFunction,
     ntt_global_stage: CudaFunction,
     ntt_scale: CudaFunction,
+    gates_evaluate: CudaFunction,
 }
 
 /// Bases resident in device memory: affine, Montgomery, 16 u32 per point.
@@ -206,6 +208,7 @@ impl CudaBackend {
         };
         let msm = load(&kernels::MSM)?;
         let ntt = load(&kernels::NTT)?;
+        let gates = load(&kernels::GATES)?;
         let f = |m: &Arc<cudarc::driver::CudaModule>, name: &'static str| {
             m.load_function(name).map_err(driver_err(name))
         };
@@ -222,6 +225,7 @@ impl CudaBackend {
             ntt_shared_stages: f(&ntt, "ntt_shared_stages")?,
             ntt_global_stage: f(&ntt, "ntt_global_stage")?,
             ntt_scale: f(&ntt, "ntt_scale")?,
+            gates_evaluate: f(&gates, "gates_evaluate")?,
         };
         Ok(Self {
             instance: next_instance_id(),
@@ -815,6 +819,58 @@ impl Backend for CudaBackend {
         for chunk in values.chunks_mut(n * MAX_GRID_Y) {
             self.ntt_chunk(chunk, log_n, cfg)?;
         }
+        Ok(())
+    }
+
+    #[allow(unsafe_code)] // Backend's contract; called only by the checked `evaluate_gates`
+    unsafe fn evaluate_gates_unchecked(
+        &self,
+        program: &GateProgram,
+        inputs: &GateInputs<'_>,
+        values: &mut [Fr],
+    ) -> Result<(), AccelError> {
+        let rows = values.len();
+        let columns = &inputs.columns[..program.columns()];
+        let _guard = self.exec.lock();
+        let words = self.upload(&program.device_words())?;
+        let scalars = self.upload(&layout::fr_to_words(&inputs.scalars[..program.scalars()]))?;
+        let rotations: Vec<u32> = program.rotations().iter().map(|&r| r as u32).collect();
+        let rotations = self.upload(&rotations)?;
+        let (columns_dev, m0) = self
+            .upload_filled(columns.len().max(1) * rows * layout::FIELD_WORDS, |w| {
+                layout::gate_columns_into(columns, rows, w)
+            })?;
+        let mut data = self.upload(&layout::fr_to_words(values))?;
+        let grid_x = layout::gate_grid(rows);
+        let threads = grid_x as usize * layout::GATE_THREADS as usize;
+        let mut slots = self.zeros(program.slots().max(1) * threads * layout::FIELD_WORDS)?;
+        let m1 = self.mark();
+        let rows32 = rows as u32;
+        let mut b = self.stream.launch_builder(&self.kernels.gates_evaluate);
+        b.arg(&words)
+            .arg(&scalars)
+            .arg(&columns_dev)
+            .arg(&rotations)
+            .arg(&rows32)
+            .arg(&mut data)
+            .arg(&mut slots);
+        let cfg = LaunchConfig {
+            grid_dim: (grid_x, 1, 1),
+            block_dim: (layout::GATE_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: matches `gates_evaluate(const u32*, const Fr*, const Fr*, const i32*, u32,
+        // Fr*, Fr*)` in gates.cu; the checked caller guaranteed that every column and scalar
+        // the program reads is there and `rows` long, the slots buffer holds `slots` elements
+        // for each of the grid's threads, and the kernel strides over `rows` rows.
+        unsafe { b.launch(cfg) }.map_err(driver_err("gates_evaluate"))?;
+        let m2 = self.mark();
+        let mut m3 = None;
+        self.download_with(&data, |w| {
+            m3 = self.mark();
+            layout::words_into_fr(w, values)
+        })??;
+        self.store_device_time([m0, m1, m2, m3], false);
         Ok(())
     }
 }

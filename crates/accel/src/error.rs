@@ -59,6 +59,22 @@ pub enum AccelError {
         /// Largest allowed.
         max: u32,
     },
+    /// A gate program that cannot be run as given.
+    #[error("invalid gate program at step {step}: {reason}")]
+    InvalidGateProgram {
+        /// The offending step (in the order given).
+        step: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A gate evaluation's inputs do not fit its program or its values.
+    #[error("gate inputs do not fit: {what}")]
+    GateInputMismatch {
+        /// What does not fit.
+        what: String,
+    },
+
     /// The requested backend cannot run on this machine.
     #[error("backend {backend} unavailable: {reason}")]
     Unavailable {

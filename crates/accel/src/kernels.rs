@@ -41,8 +41,14 @@ pub const NTT: KernelSource = KernelSource {
     source: include_str!("../../../kernels/ntt.cu"),
 };
 
+/// The quotient's gate interpreter.
+pub const GATES: KernelSource = KernelSource {
+    name: "gates.cu",
+    source: include_str!("../../../kernels/gates.cu"),
+};
+
 /// Every kernel translation unit.
-pub const ALL: &[KernelSource] = &[MSM, NTT];
+pub const ALL: &[KernelSource] = &[MSM, NTT, GATES];
 
 /// Error of [`preprocess`]: an include we do not ship.
 #[derive(Debug, thiserror::Error)]

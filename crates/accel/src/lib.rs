@@ -11,6 +11,8 @@
 //!   on AVX-512 IFMA where the CPU has it, bit-identical to `halo2curves`/`halo2_proofs`.
 //! * [`CudaBackend`]: the same functions in our own CUDA kernels (`kernels/`), compiled at
 //!   run time by NVRTC for the card's exact architecture.
+//! * [`gates`]: the quotient's custom gates as a [`gates::GateProgram`] that every backend
+//!   evaluates over a coset part (rows in blocks on the CPU, a thread per row on a GPU).
 //! * [`inventory`]: what GPUs exist, whether they are usable (and why not), and
 //!   [`select`] to pick a backend.
 //! * [`conformance`]: the generic `check_msm::<B>()` / `check_ntt::<B>()` used by the tests
@@ -21,6 +23,7 @@ pub mod conformance;
 pub mod cpu;
 pub mod cuda;
 mod error;
+pub mod gates;
 pub mod host;
 pub mod inventory;
 pub mod kernels;

@@ -3,7 +3,7 @@
 //! is no usable GPU, unless `PROOFMILL_REQUIRE_GPU=1`, which makes that a failure.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use proofmill_accel::conformance::{check_msm, check_msm_random, check_ntt};
+use proofmill_accel::conformance::{check_gates, check_msm, check_msm_random, check_ntt};
 use proofmill_accel::{
     select, AccelError, Backend, BackendKind, CpuBackend, CudaBackend, DeviceInventory, Engine,
 };
@@ -48,6 +48,26 @@ fn ntt_conformance_on_every_backend() {
         if b.kind() == BackendKind::Cuda {
             check_ntt(b.as_ref(), 20, 1, 20).unwrap_or_else(|e| panic!("{e}"));
             check_ntt(b.as_ref(), 12, 16, 12).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn gate_conformance_on_every_backend() {
+    for b in available_backends() {
+        for (rows, steps, seed) in [
+            (1usize, 0usize, 1u64),
+            (7, 12, 2),
+            (64, 40, 3),
+            (65, 40, 4),
+            (1000, 200, 5),
+            (4096, 120, 6),
+        ] {
+            check_gates(b.as_ref(), rows, steps, seed).unwrap_or_else(|e| panic!("{e}"));
+        }
+        if b.kind() == BackendKind::Cuda {
+            // More rows than one launch has threads: the kernel strides.
+            check_gates(b.as_ref(), (1 << 17) + 3, 300, 17).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }

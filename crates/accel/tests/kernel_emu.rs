@@ -1,10 +1,12 @@
-//! The MSM and NTT kernels run without a GPU: `kernels/test/kernel_emu.cpp` compiles
-//! `kernels/msm.cu` and `kernels/ntt.cu` as host C++ under a small CUDA emulation (real
-//! threads and barriers for the kernels that synchronise) and runs the same kernel sequence
-//! as the CUDA backend, on words laid out by `proofmill_accel::cuda::layout`. Results are
-//! compared with halo2curves. This checks the kernels' logic (Booth digits, the counting
-//! sort, bucket and window reduction, the NTT stages and scaling); what only a GPU does is
-//! left to `proofmill selftest` on a GPU machine. Skips loudly when g++ is missing.
+//! The MSM, NTT and gate kernels run without a GPU: `kernels/test/kernel_emu.cpp` compiles
+//! `kernels/msm.cu`, `kernels/ntt.cu` and `kernels/gates.cu` as host C++ under a small CUDA
+//! emulation (real threads and barriers for the kernels that synchronise) and runs the same
+//! kernel sequence as the CUDA backend, on words laid out by `proofmill_accel::cuda::layout`.
+//! Results are compared with halo2curves (the gate kernel with the reference interpreter).
+//! This checks the kernels' logic (Booth digits, the counting sort, bucket and window
+//! reduction, the NTT stages and scaling, the gate program's decoding, rotations and slots);
+//! what only a GPU does is left to `proofmill selftest` on a GPU machine. Skips loudly when
+//! g++ is missing.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
@@ -14,8 +16,11 @@ use ff::Field;
 use group::Group;
 use group::{prime::PrimeCurveAffine, Curve};
 use halo2curves::bn256::{Fr, G1Affine, G1};
-use proofmill_accel::conformance::{random_bases, random_scalars, reference_ntt};
+use proofmill_accel::conformance::{
+    random_bases, random_gate_program, random_scalars, reference_gates, reference_ntt, SeededRng,
+};
 use proofmill_accel::cuda::layout::{self, MsmShape};
+use proofmill_accel::gates::{GateInputs, GateProgram};
 use proofmill_accel::{NttConfig, NttDirection};
 use rayon::prelude::*;
 
@@ -231,6 +236,87 @@ fn ntt_kernels_match_halo2() {
             assert!(
                 got == expected,
                 "emulated NTT log_n={log_n} {cfg:?} differs from halo2"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kernels/gates.cu` over `rows` rows with `grid` blocks, as `CudaBackend::evaluate_gates`
+/// launches it.
+fn emulated_gates(
+    exe: &Path,
+    dir: &Path,
+    program: &GateProgram,
+    inputs: &GateInputs<'_>,
+    values: &[Fr],
+    grid: u32,
+) -> Vec<Fr> {
+    let rows = values.len();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let columns = &inputs.columns[..program.columns()];
+    let mut column_words = vec![0u32; columns.len() * rows * layout::FIELD_WORDS];
+    layout::gate_columns_into(columns, rows, &mut column_words);
+    write_words(&dir.join("program"), &program.device_words());
+    write_words(
+        &dir.join("scalars"),
+        &layout::fr_to_words(&inputs.scalars[..program.scalars()]),
+    );
+    write_words(&dir.join("columns"), &column_words);
+    let rotations: Vec<u32> = program.rotations().iter().map(|&r| r as u32).collect();
+    write_words(&dir.join("rotations"), &rotations);
+    write_words(&dir.join("values"), &layout::fr_to_words(values));
+    run(
+        exe,
+        &[
+            "gates".to_string(),
+            path("program"),
+            path("scalars"),
+            path("columns"),
+            path("rotations"),
+            rows.to_string(),
+            path("values"),
+            path("out"),
+            program.slots().to_string(),
+            grid.to_string(),
+        ],
+    );
+    layout::words_to_fr(&read_words(&dir.join("out"))).unwrap_or_else(|e| panic!("gates: {e}"))
+}
+
+#[test]
+fn gate_kernel_matches_the_reference_interpreter() {
+    let dir = scratch("gates");
+    let Some(exe) = build_emulator(&dir) else {
+        return;
+    };
+    for (rows, steps, seed) in [
+        (1usize, 0usize, 1u64),
+        (5, 9, 2),
+        (300, 60, 3),
+        (1000, 250, 4),
+    ] {
+        let mut rng = SeededRng::new(seed);
+        let (program_steps, rotations) = random_gate_program(&mut rng, 4, 5, steps);
+        let program = GateProgram::new(&program_steps, &rotations).unwrap();
+        let data: Vec<Vec<Fr>> = (0..4)
+            .map(|c| random_scalars(rows, seed * 10 + c))
+            .collect();
+        let columns: Vec<&[Fr]> = data.iter().map(Vec::as_slice).collect();
+        let scalars = random_scalars(5, seed + 77);
+        let inputs = GateInputs {
+            scalars: &scalars,
+            columns: &columns,
+        };
+        let previous = random_scalars(rows, seed + 99);
+        let mut expected = previous.clone();
+        reference_gates(&program_steps, &rotations, &inputs, &mut expected);
+        // The launch the CUDA backend makes, and a single block that strides over the rows.
+        for grid in [layout::gate_grid(rows), 1] {
+            let got = emulated_gates(&exe, &dir, &program, &inputs, &previous, grid);
+            assert!(
+                got == expected,
+                "emulated gates rows={rows} steps={steps} grid={grid} differ from the reference"
             );
         }
     }

@@ -74,6 +74,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
                 "ntt_scale",
             ],
         ),
+        ("gates.cu", &["gates_evaluate"]),
     ];
     // Both variants: the portable field arithmetic (the default) and the inline PTX carry
     // chains (PROOFMILL_CUDA_PTX=1), whose asm ptxas checks here.

@@ -1,14 +1,15 @@
 //! `proofmill selftest`: does the engine compute exactly what halo2 computes on this machine?
 //!
 //! Every backend (the CPU engine, and each usable GPU) runs MSMs and NTTs on fresh random
-//! inputs at 2^10..2^max and is compared with the reference (halo2curves' MSM, halo2's FFT);
+//! inputs at 2^10..2^max and is compared with the reference (halo2curves' MSM, halo2's FFT),
+//! and random gate programs (the quotient's custom gates) against the reference interpreter;
 //! then a `transfer_batch` proof is made through each kind of backend and checked by the
 //! stock verifier. Exit 0 when everything matched, 1 when anything did not.
 
 use std::{sync::Arc, time::Instant};
 
 use proofmill_accel::{
-    conformance::{check_msm_random, check_ntt},
+    conformance::{check_gates, check_msm_random, check_ntt},
     Backend, CpuBackend, CudaBackend, DeviceInventory,
 };
 use proofmill_prover::{
@@ -77,6 +78,25 @@ pub fn run(prover: &Prover, max_log: u32, prove: bool, seed: u64) -> Result<usiz
                 failures += 1;
             }
         }
+        // Gate programs: row counts that are and are not multiples of a block, a launch
+        // that strides, programs from a few steps to hundreds.
+        let start = Instant::now();
+        let gates: Vec<_> = [(1000usize, 40usize), (1 << 16, 200), ((1 << 18) + 5, 400)]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (rows, steps))| {
+                check_gates(backend.as_ref(), rows, steps, seed ^ (0x6a7e + i as u64)).err()
+            })
+            .collect();
+        println!(
+            "  gates  {:<8} ({:.2}s; 3 random programs up to 2^18 rows)",
+            if gates.is_empty() { "ok" } else { "MISMATCH" },
+            start.elapsed().as_secs_f64()
+        );
+        for e in gates {
+            println!("        {e}");
+            failures += 1;
+        }
     }
 
     if prove {
@@ -101,11 +121,12 @@ pub fn run(prover: &Prover, max_log: u32, prove: bool, seed: u64) -> Result<usiz
                 Ok(_) => {
                     let stats = engine.stats();
                     println!(
-                        "proof of {} with {description}: verified ({:.1}s; {} MSMs, {} FFTs on the engine, {} failed over to halo2)",
+                        "proof of {} with {description}: verified ({:.1}s; {} MSMs, {} FFTs, {} coset parts of gates on the engine, {} failed over to halo2)",
                         circuit.name(),
                         start.elapsed().as_secs_f64(),
                         stats.msm_calls,
                         stats.fft_calls,
+                        stats.gate_calls,
                         stats.errors
                     );
                     if stats.errors > 0 {

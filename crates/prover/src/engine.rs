@@ -6,8 +6,10 @@
 //! [`EngineAccelerator`] there: BN254 MSMs against the SRS bases (commitments to advice,
 //! lookup, permutation and quotient polynomials) and Fr FFTs of at least
 //! [`MIN_ACCELERATED_LOG_SIZE`] (coefficient/Lagrange/extended-domain conversions) then run on
-//! a [`proofmill_accel::Backend`] — a GPU, or our CPU engine. Everything else (the gate,
-//! permutation and lookup evaluation of the quotient, the multi-opening) still runs inside
+//! a [`proofmill_accel::Backend`] — a GPU, or our CPU engine — and so do the quotient's custom
+//! gates, coset part by coset part: halo2's compiled gate expressions are translated into a
+//! [`GateProgram`] that the backend interprets. Everything else (the permutation and lookup
+//! terms of the quotient, the grand products, the multi-opening) still runs inside
 //! halo2-axiom on the CPU. Results are bit-identical to the stock code (tested), and every
 //! proof is still checked by the stock verifier before it leaves.
 //!
@@ -25,9 +27,13 @@ use std::{
 };
 
 use halo2_base::halo2_proofs::{
-    accel::{set_accelerator, set_thread_accelerator, Accelerator},
+    accel::{
+        set_accelerator, set_thread_accelerator, Accelerator, Calculation, GateData, Gates,
+        ValueSource,
+    },
     halo2curves::bn256::{Fr, G1Affine, G1},
 };
+use proofmill_accel::gates::{GateInputs, GateProgram, Op, Operand, Step};
 use proofmill_accel::{omega_for, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig};
 
 use crate::ProverError;
@@ -61,6 +67,8 @@ struct Counters {
     msm_nanos: AtomicU64,
     fft_calls: AtomicU64,
     fft_nanos: AtomicU64,
+    gate_calls: AtomicU64,
+    gate_nanos: AtomicU64,
     declined: AtomicU64,
     errors: AtomicU64,
 }
@@ -76,6 +84,10 @@ pub struct EngineStats {
     pub fft_calls: u64,
     /// Seconds spent in them.
     pub fft_seconds: f64,
+    /// Coset parts whose custom gates the backend evaluated.
+    pub gate_calls: u64,
+    /// Seconds spent in them (the program's translation included).
+    pub gate_seconds: f64,
     /// Calls left to the stock code (too small, or another root of unity).
     pub declined: u64,
     /// Calls the backend failed; the stock code computed them instead.
@@ -90,6 +102,8 @@ impl EngineStats {
             msm_seconds: self.msm_seconds - earlier.msm_seconds,
             fft_calls: self.fft_calls - earlier.fft_calls,
             fft_seconds: self.fft_seconds - earlier.fft_seconds,
+            gate_calls: self.gate_calls - earlier.gate_calls,
+            gate_seconds: self.gate_seconds - earlier.gate_seconds,
             declined: self.declined - earlier.declined,
             errors: self.errors - earlier.errors,
         }
@@ -119,6 +133,8 @@ impl EngineAccelerator {
             msm_seconds: s.msm_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
             fft_calls: s.fft_calls.load(Ordering::Relaxed),
             fft_seconds: s.fft_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            gate_calls: s.gate_calls.load(Ordering::Relaxed),
+            gate_seconds: s.gate_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
             declined: s.declined.load(Ordering::Relaxed),
             errors: s.errors.load(Ordering::Relaxed),
         }
@@ -201,6 +217,109 @@ impl Accelerator for EngineAccelerator {
         let rest = divisor * Fr::from(1u64 << log_n.min(63));
         self.run_ntt(a, omega_inv, log_n, true, None, rest)
     }
+
+    fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
+        if values.len() < 1 << MIN_ACCELERATED_LOG_SIZE || !engine_gates_enabled() {
+            return self.declined(false);
+        }
+        let start = Instant::now();
+        let program = match gate_program(gates, data) {
+            Ok(program) => program,
+            Err(e) => return self.failed("translating the custom gates", &e, false),
+        };
+        let [beta, gamma, theta, y] = data.beta_gamma_theta_y;
+        let scalars: Vec<Fr> = gates
+            .constants
+            .iter()
+            .chain(data.challenges)
+            .chain(&[beta, gamma, theta, y])
+            .copied()
+            .collect();
+        let columns: Vec<&[Fr]> = data
+            .fixed
+            .iter()
+            .chain(data.advice)
+            .chain(data.instance)
+            .map(|p| &p[..])
+            .collect();
+        let inputs = GateInputs {
+            scalars: &scalars,
+            columns: &columns,
+        };
+        if let Err(e) = self.backend.evaluate_gates(&program, &inputs, values) {
+            return self.failed("the custom gates", &e, false);
+        }
+        self.stats.gate_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .gate_nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Set to `off` to leave the quotient's custom gates to halo2's own evaluator (to measure
+/// the engine's against it, or to rule it out); MSMs and FFTs stay on the engine.
+pub const ENGINE_GATES_ENV: &str = "PROOFMILL_ENGINE_GATES";
+
+fn engine_gates_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| !std::env::var(ENGINE_GATES_ENV).is_ok_and(|v| v == "off"))
+}
+
+/// halo2's compiled custom gates as a [`GateProgram`]: scalars are laid out as the
+/// constants, the challenges, then beta, gamma, theta and y; columns as the fixed, advice
+/// and instance columns, in that order.
+fn gate_program(
+    gates: &Gates<'_>,
+    data: &GateData<'_>,
+) -> Result<GateProgram, proofmill_accel::AccelError> {
+    let constants = gates.constants.len() as u32;
+    let named = constants + data.challenges.len() as u32;
+    let (fixed, advice) = (data.fixed.len() as u32, data.advice.len() as u32);
+    let operand = |v: &ValueSource| match *v {
+        ValueSource::Constant(i) => Operand::Scalar(i as u32),
+        ValueSource::Challenge(i) => Operand::Scalar(constants + i as u32),
+        ValueSource::Beta() => Operand::Scalar(named),
+        ValueSource::Gamma() => Operand::Scalar(named + 1),
+        ValueSource::Theta() => Operand::Scalar(named + 2),
+        ValueSource::Y() => Operand::Scalar(named + 3),
+        ValueSource::Intermediate(t) => Operand::Intermediate(t as u32),
+        ValueSource::Fixed(c, r) => Operand::Column {
+            column: c as u32,
+            rotation: r as u32,
+        },
+        ValueSource::Advice(c, r) => Operand::Column {
+            column: fixed + c as u32,
+            rotation: r as u32,
+        },
+        ValueSource::Instance(c, r) => Operand::Column {
+            column: fixed + advice + c as u32,
+            rotation: r as u32,
+        },
+        ValueSource::PreviousValue() => Operand::Previous,
+    };
+    let steps: Vec<Step> = gates
+        .calculations
+        .iter()
+        .map(|info| Step {
+            target: info.target as u32,
+            op: match &info.calculation {
+                Calculation::Add(a, b) => Op::Add(operand(a), operand(b)),
+                Calculation::Sub(a, b) => Op::Sub(operand(a), operand(b)),
+                Calculation::Mul(a, b) => Op::Mul(operand(a), operand(b)),
+                Calculation::Square(a) => Op::Square(operand(a)),
+                Calculation::Double(a) => Op::Double(operand(a)),
+                Calculation::Negate(a) => Op::Negate(operand(a)),
+                Calculation::Horner(start, parts, factor) => Op::Horner {
+                    start: operand(start),
+                    parts: parts.iter().map(operand).collect(),
+                    factor: operand(factor),
+                },
+                Calculation::Store(a) => Op::Store(operand(a)),
+            },
+        })
+        .collect();
+    GateProgram::new(&steps, gates.rotations)
 }
 
 impl EngineAccelerator {
@@ -354,19 +473,22 @@ impl DevicePool {
 }
 
 /// 2^12 MSMs (random, zero and skewed scalars that fill a few buckets; random bases and bases
-/// with identities, duplicates and negations) and batched NTTs (plain, inverse, coset)
-/// against the reference results.
+/// with identities, duplicates and negations), batched NTTs (plain, inverse, coset) and a
+/// random gate program over 2^12 rows against the reference results.
 pub fn quick_self_check(
     backend: &dyn Backend,
 ) -> Result<(), proofmill_accel::conformance::Mismatch> {
-    use proofmill_accel::conformance::{check_msm, check_ntt};
+    use proofmill_accel::conformance::{check_gates, check_msm, check_ntt};
     check_msm(backend, 1 << 12, 0x5e1f, &[])?;
-    check_ntt(backend, 12, 2, 0x5e1f)
+    check_ntt(backend, 12, 2, 0x5e1f)?;
+    check_gates(backend, 1 << 12, 100, 0x5e1f)
 }
 
 #[cfg(test)]
 mod tests {
-    use halo2_base::halo2_proofs::{fft, halo2curves::group::Curve, halo2curves::msm::msm_best};
+    use halo2_base::halo2_proofs::{
+        accel::stock_custom_gates, fft, halo2curves::group::Curve, halo2curves::msm::msm_best,
+    };
     use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
 
     use super::*;
@@ -429,6 +551,21 @@ mod tests {
             stock.iter_mut().for_each(|x| *x *= divisor);
             self.record(a, &stock, || format!("inverse FFT 2^{log_n} with divisor"))
         }
+
+        fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
+            let mut stock = values.to_vec();
+            if !self.engine.custom_gates(gates, data, values) {
+                return false;
+            }
+            stock_custom_gates(gates, data, &mut stock);
+            self.record(values, &stock, || {
+                format!(
+                    "custom gates over {} rows ({} steps)",
+                    values.len(),
+                    gates.calculations.len()
+                )
+            })
+        }
     }
 
     /// halo2's own FFT of `values` (unscaled, like the hook's `fft`).
@@ -476,11 +613,14 @@ mod tests {
         assert_eq!(envelope.circuit, circuit.name());
         assert_eq!(*checking.mismatches.lock().unwrap(), Vec::<String>::new());
         let stats = checking.engine.stats();
-        assert!(stats.msm_calls > 0 && stats.fft_calls > 0, "{stats:?}");
+        assert!(
+            stats.msm_calls > 0 && stats.fft_calls > 0 && stats.gate_calls > 0,
+            "{stats:?}"
+        );
         assert_eq!(stats.errors, 0, "{stats:?}");
         assert_eq!(
             checking.checked.load(Ordering::Relaxed),
-            stats.msm_calls + stats.fft_calls
+            stats.msm_calls + stats.fft_calls + stats.gate_calls
         );
     }
 

@@ -17,7 +17,8 @@ use std::sync::{Arc, RwLock};
 
 use halo2curves::bn256::{Fr, G1Affine, G1};
 
-/// Something that can compute BN254 MSMs and Fr FFTs faster than the stock code.
+/// Something that can compute BN254 MSMs, Fr FFTs and the quotient's custom gates faster
+/// than the stock code.
 pub trait Accelerator: Send + Sync + std::fmt::Debug {
     /// `sum_i coeffs[i] * bases[i]` (same lengths), or `None` to let the stock code do it.
     fn msm(&self, coeffs: &[Fr], bases: &[G1Affine]) -> Option<G1>;
@@ -27,10 +28,6 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
     /// Returns `false` to let the stock code do it.
     fn fft(&self, a: &mut [Fr], omega: Fr, log_n: u32, inverse: bool) -> bool;
 
-    /// `EvaluationDomain::ifft`: the inverse FFT of `a` with the inverse root `omega_inv`,
-    /// then every element multiplied by `divisor`. Returns `false` to let the stock code do
-    /// it. The default is [`fft`](Self::fft) followed by the multiplication; an accelerator
-    /// whose inverse transform scales anyway can fold the two.
     /// `EvaluationDomain::coeff_to_extended_part`: `a[i] *= shift^i`, then the forward FFT
     /// with `omega` (a coset FFT). Returns `false` to let the stock code do it (which then
     /// offers the FFT alone through [`fft`](Self::fft)); the default does that.
@@ -39,6 +36,19 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// The quotient's custom gates over one coset part (`Evaluator::evaluate_h`): for every
+    /// row `idx` of `values`, `values[idx]` becomes what halo2's `GraphEvaluator` computes
+    /// there from `gates` and `data` (the gate polynomials folded into `values[idx]` with
+    /// Horner's rule in `y`). Returns `false` to let the stock code do it; the default does.
+    fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
+        let _ = (gates, data, values);
+        false
+    }
+
+    /// `EvaluationDomain::ifft`: the inverse FFT of `a` with the inverse root `omega_inv`,
+    /// then every element multiplied by `divisor`. Returns `false` to let the stock code do
+    /// it. The default is [`fft`](Self::fft) followed by the multiplication; an accelerator
+    /// whose inverse transform scales anyway can fold the two.
     fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
         if !self.fft(a, omega_inv, log_n, true) {
             return false;
@@ -50,6 +60,105 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
         });
         true
     }
+}
+
+pub use crate::plonk::evaluation::{Calculation, CalculationInfo, ValueSource};
+use crate::plonk::evaluation::GraphEvaluator;
+use crate::poly::{LagrangeCoeff, Polynomial};
+
+/// The quotient's custom gates as halo2 compiled them (its `GraphEvaluator`): the steps run
+/// in order at every row, each writing `intermediates[target]`; the result is the last
+/// step's. `ValueSource::Constant(i)` reads `constants[i]`; a column query at rotation index
+/// `r` reads row `idx + rotations[r]` (mod the part's length).
+#[derive(Clone, Copy, Debug)]
+pub struct Gates<'a> {
+    /// Constants the steps read.
+    pub constants: &'a [Fr],
+    /// Rotations the column queries use.
+    pub rotations: &'a [i32],
+    /// The steps.
+    pub calculations: &'a [CalculationInfo],
+    /// How many intermediates the steps write.
+    pub num_intermediates: usize,
+}
+
+/// What the custom gates read at one coset part: the fixed, advice and instance columns
+/// evaluated there, the challenges, and beta, gamma, theta and y.
+#[derive(Clone, Copy, Debug)]
+pub struct GateData<'a> {
+    /// Fixed columns.
+    pub fixed: &'a [Polynomial<Fr, LagrangeCoeff>],
+    /// Advice columns.
+    pub advice: &'a [Polynomial<Fr, LagrangeCoeff>],
+    /// Instance columns.
+    pub instance: &'a [Polynomial<Fr, LagrangeCoeff>],
+    /// The challenges.
+    pub challenges: &'a [Fr],
+    /// beta, gamma, theta and y.
+    pub beta_gamma_theta_y: [Fr; 4],
+}
+
+/// halo2's own evaluation of the custom gates (the code `evaluate_h` runs when the
+/// accelerator declines), so that an accelerator can be checked against it.
+pub fn stock_custom_gates(gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) {
+    let graph = GraphEvaluator::<G1Affine> {
+        constants: gates.constants.to_vec(),
+        rotations: gates.rotations.to_vec(),
+        calculations: gates.calculations.to_vec(),
+        num_intermediates: gates.num_intermediates,
+    };
+    graph.evaluate_rows(
+        values,
+        data.fixed,
+        data.advice,
+        data.instance,
+        data.challenges,
+        data.beta_gamma_theta_y,
+    );
+}
+
+/// Offers the custom gates of one coset part to the installed accelerator; `true` when it
+/// computed them.
+pub(crate) fn offer_custom_gates<C: crate::arithmetic::CurveAffine>(
+    graph: &GraphEvaluator<C>,
+    fixed: &[Polynomial<C::ScalarExt, LagrangeCoeff>],
+    advice: &[Polynomial<C::ScalarExt, LagrangeCoeff>],
+    instance: &[Polynomial<C::ScalarExt, LagrangeCoeff>],
+    challenges: &[C::ScalarExt],
+    [beta, gamma, theta, y]: [C::ScalarExt; 4],
+    values: &mut [C::ScalarExt],
+) -> bool {
+    let Some(accelerator) = accelerator() else {
+        return false;
+    };
+    let scalars = [beta, gamma, theta, y].map(same_value::<C::ScalarExt, Fr>);
+    let (Some(constants), Some(fixed), Some(advice), Some(instance), Some(challenges), Some(values)) = (
+        same_slice::<C::ScalarExt, Fr>(&graph.constants),
+        same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(fixed),
+        same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(advice),
+        same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(instance),
+        same_slice::<C::ScalarExt, Fr>(challenges),
+        same_slice_mut::<C::ScalarExt, Fr>(values),
+    ) else {
+        return false;
+    };
+    let [Some(beta), Some(gamma), Some(theta), Some(y)] = scalars else {
+        return false;
+    };
+    let gates = Gates {
+        constants,
+        rotations: &graph.rotations,
+        calculations: &graph.calculations,
+        num_intermediates: graph.num_intermediates,
+    };
+    let data = GateData {
+        fixed,
+        advice,
+        instance,
+        challenges,
+        beta_gamma_theta_y: [beta, gamma, theta, y],
+    };
+    accelerator.custom_gates(&gates, &data, values)
 }
 
 static ACCELERATOR: RwLock<Option<Arc<dyn Accelerator>>> = RwLock::new(None);

@@ -20,7 +20,7 @@ use crate::SerdeFormat;
 mod assigned;
 mod circuit;
 mod error;
-mod evaluation;
+pub(crate) mod evaluation; // proofmill patch: pub(crate), for accel
 mod keygen;
 mod lookup;
 pub mod permutation;

@@ -320,6 +320,25 @@ pub fn inverse_scaling(log_n: u32, coset: Option<Fr>) -> (Fr, Fr) {
     (g_inv, n_inv)
 }
 
+/// Threads per block of `gates_evaluate` (kernels/gates.cu).
+pub const GATE_THREADS: u32 = 256;
+/// Most threads one `gates_evaluate` launch strides with: its scratch holds a program's slots
+/// for each thread, so this bounds the scratch at `slots * 2^16` field elements.
+pub const GATE_MAX_THREADS: usize = 1 << 16;
+
+/// Blocks of [`GATE_THREADS`] for a `gates_evaluate` launch over `rows` rows.
+pub fn gate_grid(rows: usize) -> u32 {
+    rows.clamp(1, GATE_MAX_THREADS)
+        .div_ceil(GATE_THREADS as usize) as u32
+}
+
+/// A gate program's columns (each `rows` long), column after column, as device words.
+pub fn gate_columns_into(columns: &[&[Fr]], rows: usize, out: &mut [u32]) {
+    for (column, out) in columns.iter().zip(out.chunks_exact_mut(rows * FIELD_WORDS)) {
+        fr_words_into(&column[..rows], out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,7 +340,6 @@ impl<C: CurveAffine> Evaluator<C> {
                 let mut values = domain.empty_lagrange();
 
                 // Core expression evaluations
-                let num_threads = multicore::current_num_threads();
                 for (((advice, instance), lookups), permutation) in advice
                     .iter()
                     .zip(instance.iter())
@@ -349,34 +348,25 @@ impl<C: CurveAffine> Evaluator<C> {
                 {
                     #[cfg(feature = "profile")]
                     let timer = start_timer!(|| "Custom gates");
-                    // Custom gates
-                    multicore::scope(|scope| {
-                        let chunk_size = (size + num_threads - 1) / num_threads;
-                        for (thread_idx, values) in values.chunks_mut(chunk_size).enumerate() {
-                            let start = thread_idx * chunk_size;
-                            scope.spawn(move |_| {
-                                let mut eval_data = self.custom_gates.instance();
-                                for (i, value) in values.iter_mut().enumerate() {
-                                    let idx = start + i;
-                                    *value = self.custom_gates.evaluate(
-                                        &mut eval_data,
-                                        fixed,
-                                        advice,
-                                        instance,
-                                        challenges,
-                                        &beta,
-                                        &gamma,
-                                        &theta,
-                                        &y,
-                                        value,
-                                        idx,
-                                        rot_scale,
-                                        isize,
-                                    );
-                                }
-                            });
-                        }
-                    });
+                    // Custom gates (proofmill patch: offered to the accelerator first)
+                    if !crate::accel::offer_custom_gates(
+                        &self.custom_gates,
+                        fixed,
+                        advice,
+                        instance,
+                        challenges,
+                        [beta, gamma, theta, y],
+                        &mut values,
+                    ) {
+                        self.custom_gates.evaluate_rows(
+                            &mut values,
+                            fixed,
+                            advice,
+                            instance,
+                            challenges,
+                            [beta, gamma, theta, y],
+                        );
+                    }
                     #[cfg(feature = "profile")]
                     end_timer!(timer);
 
@@ -763,6 +753,51 @@ impl<C: CurveAffine> GraphEvaluator<C> {
             intermediates: vec![C::ScalarExt::ZERO; self.num_intermediates],
             rotations: vec![0usize; self.rotations.len()],
         }
+    }
+
+    /// proofmill patch: the stock custom-gate loop of `evaluate_h`, moved here unchanged so
+    /// that `accel::stock_custom_gates` runs the same code: `values[idx]` becomes the
+    /// evaluation at row `idx` of one coset part, rows split over the threads.
+    pub(crate) fn evaluate_rows<B: Basis>(
+        &self,
+        values: &mut [C::ScalarExt],
+        fixed: &[Polynomial<C::ScalarExt, B>],
+        advice: &[Polynomial<C::ScalarExt, B>],
+        instance: &[Polynomial<C::ScalarExt, B>],
+        challenges: &[C::ScalarExt],
+        [beta, gamma, theta, y]: [C::ScalarExt; 4],
+    ) {
+        let size = values.len();
+        let isize = size as i32;
+        let rot_scale = 1;
+        let num_threads = multicore::current_num_threads();
+        multicore::scope(|scope| {
+            let chunk_size = (size + num_threads - 1) / num_threads;
+            for (thread_idx, values) in values.chunks_mut(chunk_size).enumerate() {
+                let start = thread_idx * chunk_size;
+                scope.spawn(move |_| {
+                    let mut eval_data = self.instance();
+                    for (i, value) in values.iter_mut().enumerate() {
+                        let idx = start + i;
+                        *value = self.evaluate(
+                            &mut eval_data,
+                            fixed,
+                            advice,
+                            instance,
+                            challenges,
+                            &beta,
+                            &gamma,
+                            &theta,
+                            &y,
+                            value,
+                            idx,
+                            rot_scale,
+                            isize,
+                        );
+                    }
+                });
+            }
+        });
     }
 
     pub fn evaluate<B: Basis>(
