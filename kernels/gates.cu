@@ -1,4 +1,4 @@
-// The quotient's custom gates: one kernel that interprets a gate program
+// The quotient's arithmetic: one kernel that interprets a gate program
 // (crates/accel/src/gates.rs, GateProgram::device_words) at every row of one coset part.
 //
 // Host sequence (crates/accel/src/cuda.rs): the program words, the scalars, the columns (one
@@ -8,7 +8,8 @@
 // (slots[s * stride + thread]), so that the threads of a warp read and write neighbouring
 // elements. Values are Fr in Montgomery form (halo2curves' raw layout).
 //
-// Program words: [steps, has_result, result], then per step: opcode | parts << 8, the target
+// Program words: [steps, has_result, result], then per step: opcode | parts << 8 (1 add,
+// 2 sub, 3 mul, 4 square, 5 double, 6 negate, 7 Horner, 8 copy), the target
 // slot, the operands (binary: a, b; unary: a; Horner: start, factor, parts...). An operand is
 // kind << 30 | payload: 0 scalar index, 1 slot, 2 column << 12 | rotation index, 3 previous.
 #include "field/bn254.cuh"
@@ -81,6 +82,10 @@ extern "C" __global__ void gates_evaluate(const u32* program, const Fr* scalars,
                     break;
                 case 6:
                     v = Fr::neg(gate_operand(r, w[2]));
+                    w += 3;
+                    break;
+                case 8:
+                    v = gate_operand(r, w[2]);
                     w += 3;
                     break;
                 default: {

@@ -42,8 +42,8 @@ pub fn report_engine(
     if let (Some(before), Some(after)) = (before, engine.and_then(engine_stats)) {
         let d = after.since(&before);
         eprintln!(
-            "engine: {} MSMs in {:.2}s, {} FFTs in {:.2}s, custom gates of {} coset parts in {:.2}s ({} small calls left to halo2)",
-            d.msm_calls, d.msm_seconds, d.fft_calls, d.fft_seconds, d.gate_calls, d.gate_seconds, d.declined
+            "engine: {} MSMs in {:.2}s, {} FFTs in {:.2}s, {} quotient parts in {:.2}s ({} small calls left to halo2)",
+            d.msm_calls, d.msm_seconds, d.fft_calls, d.fft_seconds, d.quotient_calls, d.quotient_seconds, d.declined
         );
     }
 }

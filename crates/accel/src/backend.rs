@@ -228,8 +228,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
         cfg: &NttConfig,
     ) -> Result<(), AccelError>;
 
-    /// `values[i] = program(row i)` for every row of one coset part: the quotient's custom
-    /// gates folded into the running values (see [`crate::gates`]).
+    /// `values[i] = program(row i)` for every row of one coset part: the quotient's terms
+    /// folded into the running values (see [`crate::gates`]).
     ///
     /// # Safety
     /// `inputs` fit `program` and `values` ([`Backend::evaluate_gates`] checks it): enough

@@ -836,10 +836,41 @@ impl Backend for CudaBackend {
         let scalars = self.upload(&layout::fr_to_words(&inputs.scalars[..program.scalars()]))?;
         let rotations: Vec<u32> = program.rotations().iter().map(|&r| r as u32).collect();
         let rotations = self.upload(&rotations)?;
-        let (columns_dev, m0) = self
-            .upload_filled(columns.len().max(1) * rows * layout::FIELD_WORDS, |w| {
-                layout::gate_columns_into(columns, rows, w)
-            })?;
+        // Column by column through one column's worth of staging: a quotient part reads
+        // dozens of columns, several GB at k = 21, which must not be doubled on the host.
+        let column_words = rows * layout::FIELD_WORDS;
+        // SAFETY: u32 has no invalid bit patterns; the copies below write every word before
+        // the kernel reads any.
+        let mut columns_dev = unsafe {
+            self.stream
+                .alloc::<u32>(columns.len().max(1) * column_words)
+        }
+        .map_err(driver_err("device allocation"))?;
+        let m0 = self.mark();
+        {
+            let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pageable = Vec::new();
+            for (i, column) in columns.iter().enumerate() {
+                // With staging, `staging(.., true)` waits until the previous copy read it.
+                let (host, pinned) = match self.staging(&mut slot, column_words, true)? {
+                    Some(host) => (host, true),
+                    None => {
+                        pageable.resize(column_words, 0);
+                        (&mut pageable[..], false)
+                    }
+                };
+                layout::fr_words_into(&column[..rows], host);
+                let mut view = columns_dev.slice_mut(i * column_words..(i + 1) * column_words);
+                self.stream
+                    .memcpy_htod(&*host, &mut view)
+                    .map_err(driver_err("copy to device"))?;
+                if !pinned {
+                    self.stream
+                        .synchronize()
+                        .map_err(driver_err("stream synchronize"))?;
+                }
+            }
+        }
         let mut data = self.upload(&layout::fr_to_words(values))?;
         let grid_x = layout::gate_grid(rows);
         let threads = grid_x as usize * layout::GATE_THREADS as usize;

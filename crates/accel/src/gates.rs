@@ -1,10 +1,10 @@
-//! The quotient's custom gates as a program every backend runs.
+//! The quotient's arithmetic as a program every backend runs.
 //!
 //! halo2 compiles a circuit's gate polynomials once into a list of steps over columns,
 //! challenges and earlier results (its `GraphEvaluator`), and folds them into the running
-//! quotient with Horner's rule in `y`. The engine translates that list into a
-//! [`GateProgram`], and a backend evaluates it at every row of one coset part of the extended
-//! domain:
+//! quotient with Horner's rule in `y`, followed by the permutation argument's and the
+//! lookups' terms. The prover's engine (`proofmill_prover::engine`) writes all of one coset
+//! part's terms as one [`GateProgram`], and a backend evaluates it at every row of the part:
 //!
 //! * the CPU backend runs one step over a block of [`BLOCK`] rows at a time, so the
 //!   interpretation (which operand, which rotation) is paid once per block instead of once
@@ -16,8 +16,8 @@
 //! A program is checked and compiled once: every step may read only results of earlier steps
 //! (each written once), halo2's `Store` steps (a copy of a column or a scalar into an
 //! intermediate) become direct reads, and the intermediates are packed into as few slots as
-//! their lifetimes allow. What a program computes at row `i` is exactly what halo2's
-//! evaluator computes there: the same field operations in the same order.
+//! their lifetimes allow. Field arithmetic is exact, so a program computes at row `i` exactly
+//! what halo2's code computes there (checked inside real proofs by the prover's tests).
 
 use std::collections::HashMap;
 
@@ -56,32 +56,32 @@ pub enum Operand {
     Previous,
 }
 
-/// One operation.
+/// One operation over operands of type `O` (the compiled form uses its own operands).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
+pub enum Op<O = Operand> {
     /// `a + b`
-    Add(Operand, Operand),
+    Add(O, O),
     /// `a - b`
-    Sub(Operand, Operand),
+    Sub(O, O),
     /// `a * b`
-    Mul(Operand, Operand),
+    Mul(O, O),
     /// `a^2`
-    Square(Operand),
+    Square(O),
     /// `2a`
-    Double(Operand),
+    Double(O),
     /// `-a`
-    Negate(Operand),
+    Negate(O),
     /// Horner's rule: `v = start; for p in parts { v = v * factor + p }`.
     Horner {
         /// The initial value.
-        start: Operand,
+        start: O,
         /// The terms folded in, in order.
-        parts: Vec<Operand>,
+        parts: Vec<O>,
         /// The factor each fold multiplies by.
-        factor: Operand,
+        factor: O,
     },
     /// `a` (a copy).
-    Store(Operand),
+    Store(O),
 }
 
 /// A step: an operation and the intermediate it defines.
@@ -104,24 +104,10 @@ enum Src {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum COp {
-    Add(Src, Src),
-    Sub(Src, Src),
-    Mul(Src, Src),
-    Square(Src),
-    Double(Src),
-    Negate(Src),
-    Horner {
-        start: Src,
-        parts: Vec<Src>,
-        factor: Src,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
 struct CStep {
     slot: u32,
-    op: COp,
+    /// Never a `Store`: compilation folds copies into their readers.
+    op: Op<Src>,
 }
 
 /// A checked, compiled gate program: what [`crate::Backend::evaluate_gates`] runs.
@@ -152,8 +138,10 @@ fn invalid(step: usize, reason: impl Into<String>) -> AccelError {
     }
 }
 
-impl Op {
-    fn operands(&self) -> Vec<Operand> {
+impl<O: Copy> Op<O> {
+    /// Every operand, in the order the device words list them (binary: a, b; unary: a;
+    /// Horner: start, factor, parts).
+    fn operands(&self) -> Vec<O> {
         match self {
             Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) => vec![*a, *b],
             Op::Square(a) | Op::Double(a) | Op::Negate(a) | Op::Store(a) => vec![*a],
@@ -168,38 +156,22 @@ impl Op {
             }
         }
     }
-}
 
-impl COp {
-    fn sources(&self) -> Vec<Src> {
+    /// The same operation over `f` of each operand.
+    fn map<T>(&self, mut f: impl FnMut(O) -> T) -> Op<T> {
         match self {
-            COp::Add(a, b) | COp::Sub(a, b) | COp::Mul(a, b) => vec![*a, *b],
-            COp::Square(a) | COp::Double(a) | COp::Negate(a) => vec![*a],
-            COp::Horner {
+            Op::Add(a, b) => Op::Add(f(*a), f(*b)),
+            Op::Sub(a, b) => Op::Sub(f(*a), f(*b)),
+            Op::Mul(a, b) => Op::Mul(f(*a), f(*b)),
+            Op::Square(a) => Op::Square(f(*a)),
+            Op::Double(a) => Op::Double(f(*a)),
+            Op::Negate(a) => Op::Negate(f(*a)),
+            Op::Store(a) => Op::Store(f(*a)),
+            Op::Horner {
                 start,
                 parts,
                 factor,
-            } => {
-                let mut all = vec![*start, *factor];
-                all.extend(parts.iter().copied());
-                all
-            }
-        }
-    }
-
-    fn map(&self, f: impl Fn(Src) -> Src) -> COp {
-        match self {
-            COp::Add(a, b) => COp::Add(f(*a), f(*b)),
-            COp::Sub(a, b) => COp::Sub(f(*a), f(*b)),
-            COp::Mul(a, b) => COp::Mul(f(*a), f(*b)),
-            COp::Square(a) => COp::Square(f(*a)),
-            COp::Double(a) => COp::Double(f(*a)),
-            COp::Negate(a) => COp::Negate(f(*a)),
-            COp::Horner {
-                start,
-                parts,
-                factor,
-            } => COp::Horner {
+            } => Op::Horner {
                 start: f(*start),
                 parts: parts.iter().map(|p| f(*p)).collect(),
                 factor: f(*factor),
@@ -250,7 +222,7 @@ impl GateProgram {
         // Pass 1: check, resolve Stores into aliases, number the remaining steps.
         let mut aliases: HashMap<u32, Src> = HashMap::new();
         let mut defined: HashMap<u32, usize> = HashMap::new();
-        let mut compiled: Vec<COp> = Vec::new();
+        let mut compiled: Vec<Op<Src>> = Vec::new();
         let (mut scalars, mut columns) = (0u32, 0u32);
         let mut result = None;
         for (i, step) in steps.iter().enumerate() {
@@ -287,29 +259,22 @@ impl GateProgram {
                 }
             }
             let r = |o: Operand| resolve(o, &aliases, &defined, i);
-            let op = match &step.op {
-                Op::Store(a) => {
-                    let a = r(*a)?;
-                    aliases.insert(step.target, a);
-                    result = Some(a);
-                    continue;
-                }
-                Op::Add(a, b) => COp::Add(r(*a)?, r(*b)?),
-                Op::Sub(a, b) => COp::Sub(r(*a)?, r(*b)?),
-                Op::Mul(a, b) => COp::Mul(r(*a)?, r(*b)?),
-                Op::Square(a) => COp::Square(r(*a)?),
-                Op::Double(a) => COp::Double(r(*a)?),
-                Op::Negate(a) => COp::Negate(r(*a)?),
-                Op::Horner {
-                    start,
-                    parts,
-                    factor,
-                } => COp::Horner {
-                    start: r(*start)?,
-                    parts: parts.iter().map(|p| r(*p)).collect::<Result<_, _>>()?,
-                    factor: r(*factor)?,
-                },
-            };
+            if let Op::Store(a) = &step.op {
+                let a = r(*a)?;
+                aliases.insert(step.target, a);
+                result = Some(a);
+                continue;
+            }
+            let mut error = None;
+            let op = step.op.map(|o| {
+                r(o).unwrap_or_else(|e| {
+                    error.get_or_insert(e);
+                    Src::Previous
+                })
+            });
+            if let Some(e) = error {
+                return Err(e);
+            }
             defined.insert(step.target, compiled.len());
             result = Some(Src::Slot(compiled.len() as u32));
             compiled.push(op);
@@ -319,7 +284,7 @@ impl GateProgram {
         let end = compiled.len();
         let mut last = vec![None::<usize>; compiled.len()];
         for (i, op) in compiled.iter().enumerate() {
-            for src in op.sources() {
+            for src in op.operands() {
                 if let Src::Slot(s) = src {
                     last[s as usize] = Some(i);
                 }
@@ -412,13 +377,14 @@ impl GateProgram {
             || self
                 .steps
                 .iter()
-                .any(|s| s.op.sources().contains(&Src::Previous))
+                .any(|s| s.op.operands().contains(&Src::Previous))
     }
 
     /// The program as `kernels/gates.cu` reads it: a header (step count, whether there is a
-    /// result, the result operand), then per step `opcode | parts << 8`, the target slot and
-    /// the operands (binary: a, b; unary: a; Horner: start, factor, parts). An operand word
-    /// is `kind << 30 | payload`: kind 0 a scalar, 1 a slot, 2 a column (`column << 12 |
+    /// result, the result operand), then per step `opcode | parts << 8` (1 add, 2 sub, 3 mul,
+    /// 4 square, 5 double, 6 negate, 7 Horner, 8 copy), the target slot and the operands
+    /// (binary: a, b; unary: a; Horner: start, factor, parts). An operand word is
+    /// `kind << 30 | payload`: kind 0 a scalar, 1 a slot, 2 a column (`column << 12 |
     /// rotation`), 3 the previous value.
     pub fn device_words(&self) -> Vec<u32> {
         let word = |src: Src| match src {
@@ -433,19 +399,17 @@ impl GateProgram {
             self.result.map(word).unwrap_or(0),
         ];
         for step in &self.steps {
-            let (code, operands): (u32, Vec<Src>) = match &step.op {
-                COp::Add(a, b) => (1, vec![*a, *b]),
-                COp::Sub(a, b) => (2, vec![*a, *b]),
-                COp::Mul(a, b) => (3, vec![*a, *b]),
-                COp::Square(a) => (4, vec![*a]),
-                COp::Double(a) => (5, vec![*a]),
-                COp::Negate(a) => (6, vec![*a]),
-                COp::Horner { .. } => (7, step.op.sources()),
+            let (code, parts) = match &step.op {
+                Op::Add(..) => (1, 0),
+                Op::Sub(..) => (2, 0),
+                Op::Mul(..) => (3, 0),
+                Op::Square(_) => (4, 0),
+                Op::Double(_) => (5, 0),
+                Op::Negate(_) => (6, 0),
+                Op::Horner { parts, .. } => (7, parts.len() as u32),
+                Op::Store(_) => (8, 0),
             };
-            let parts = match &step.op {
-                COp::Horner { parts, .. } => parts.len() as u32,
-                _ => 0,
-            };
+            let operands = step.op.operands();
             w.push(code | parts << 8);
             w.push(step.slot);
             w.extend(operands.into_iter().map(word));
@@ -593,13 +557,14 @@ impl GateProgram {
             };
         }
         match &step.op {
-            COp::Add(x, y) => binary(out, fetch!(*x, a), fetch!(*y, b), |p, q| p + q),
-            COp::Sub(x, y) => binary(out, fetch!(*x, a), fetch!(*y, b), |p, q| p - q),
-            COp::Mul(x, y) => binary(out, fetch!(*x, a), fetch!(*y, b), |p, q| p * q),
-            COp::Square(x) => unary(out, fetch!(*x, a), |p| p.square()),
-            COp::Double(x) => unary(out, fetch!(*x, a), |p| p.double()),
-            COp::Negate(x) => unary(out, fetch!(*x, a), |p| -p),
-            COp::Horner {
+            Op::Add(x, y) => binary(out, fetch!(*x, a), fetch!(*y, b), |p, q| p + q),
+            Op::Sub(x, y) => binary(out, fetch!(*x, a), fetch!(*y, b), |p, q| p - q),
+            Op::Mul(x, y) => binary(out, fetch!(*x, a), fetch!(*y, b), |p, q| p * q),
+            Op::Square(x) => unary(out, fetch!(*x, a), |p| p.square()),
+            Op::Double(x) => unary(out, fetch!(*x, a), |p| p.double()),
+            Op::Negate(x) => unary(out, fetch!(*x, a), |p| -p),
+            Op::Store(x) => unary(out, fetch!(*x, a), |p| *p),
+            Op::Horner {
                 start: first,
                 parts,
                 factor,

@@ -1,6 +1,6 @@
-//! The proving engine's heavy primitives: BN254 G1 multi-scalar multiplication (MSM) and
-//! Fr number-theoretic transforms (NTT), behind one [`Backend`] trait with a CPU and a CUDA
-//! implementation, plus the device inventory that decides which one runs.
+//! The proving engine's heavy primitives: BN254 G1 multi-scalar multiplication (MSM), Fr
+//! number-theoretic transforms (NTT) and the quotient's arithmetic (gate programs), behind
+//! one [`Backend`] trait with a CPU and a CUDA implementation, plus the device inventory that decides which one runs.
 //!
 //! This crate owns arithmetic only. It knows nothing of circuits, proofs or HTTP: the prover
 //! hands it bases, scalars and evaluation vectors and gets group elements and vectors back.
@@ -11,7 +11,7 @@
 //!   on AVX-512 IFMA where the CPU has it, bit-identical to `halo2curves`/`halo2_proofs`.
 //! * [`CudaBackend`]: the same functions in our own CUDA kernels (`kernels/`), compiled at
 //!   run time by NVRTC for the card's exact architecture.
-//! * [`gates`]: the quotient's custom gates as a [`gates::GateProgram`] that every backend
+//! * [`gates`]: the quotient's arithmetic as a [`gates::GateProgram`] that every backend
 //!   evaluates over a coset part (rows in blocks on the CPU, a thread per row on a GPU).
 //! * [`inventory`]: what GPUs exist, whether they are usable (and why not), and
 //!   [`select`] to pick a backend.

@@ -452,13 +452,13 @@ pub fn run(args: &BenchArgs, data_dir: &Path) -> Result<BenchOutcome> {
             }
             let s = engine.stats();
             notes.push(format!(
-                "engine over all proofs on this device: {} MSMs ({:.2} s), {} FFTs ({:.2} s) and {} coset parts of custom gates ({:.2} s) on the engine, {} small calls left to halo2's code",
-                s.msm_calls, s.msm_seconds, s.fft_calls, s.fft_seconds, s.gate_calls, s.gate_seconds, s.declined
+                "engine over all proofs on this device: {} MSMs ({:.2} s), {} FFTs ({:.2} s) and {} coset parts of the quotient ({:.2} s) on the engine, {} small calls left to halo2's code",
+                s.msm_calls, s.msm_seconds, s.fft_calls, s.fft_seconds, s.quotient_calls, s.quotient_seconds, s.declined
             ));
             if s.errors > 0 {
                 failed = true;
                 notes.push(format!(
-                    "WARNING: {} MSM/FFT/gate calls failed on the engine and were computed by halo2's code: these proof times are not the engine's",
+                    "WARNING: {} MSM/FFT/quotient calls failed on the engine and were computed by halo2's code: these proof times are not the engine's",
                     s.errors
                 ));
             }

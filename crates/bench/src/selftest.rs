@@ -2,7 +2,7 @@
 //!
 //! Every backend (the CPU engine, and each usable GPU) runs MSMs and NTTs on fresh random
 //! inputs at 2^10..2^max and is compared with the reference (halo2curves' MSM, halo2's FFT),
-//! and random gate programs (the quotient's custom gates) against the reference interpreter;
+//! and random gate programs (the quotient's arithmetic) against the reference interpreter;
 //! then a `transfer_batch` proof is made through each kind of backend and checked by the
 //! stock verifier. Exit 0 when everything matched, 1 when anything did not.
 
@@ -121,12 +121,12 @@ pub fn run(prover: &Prover, max_log: u32, prove: bool, seed: u64) -> Result<usiz
                 Ok(_) => {
                     let stats = engine.stats();
                     println!(
-                        "proof of {} with {description}: verified ({:.1}s; {} MSMs, {} FFTs, {} coset parts of gates on the engine, {} failed over to halo2)",
+                        "proof of {} with {description}: verified ({:.1}s; {} MSMs, {} FFTs, {} quotient parts on the engine, {} failed over to halo2)",
                         circuit.name(),
                         start.elapsed().as_secs_f64(),
                         stats.msm_calls,
                         stats.fft_calls,
-                        stats.gate_calls,
+                        stats.quotient_calls,
                         stats.errors
                     );
                     if stats.errors > 0 {

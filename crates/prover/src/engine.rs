@@ -6,11 +6,11 @@
 //! [`EngineAccelerator`] there: BN254 MSMs against the SRS bases (commitments to advice,
 //! lookup, permutation and quotient polynomials) and Fr FFTs of at least
 //! [`MIN_ACCELERATED_LOG_SIZE`] (coefficient/Lagrange/extended-domain conversions) then run on
-//! a [`proofmill_accel::Backend`] — a GPU, or our CPU engine — and so do the quotient's custom
-//! gates, coset part by coset part: halo2's compiled gate expressions are translated into a
-//! [`GateProgram`] that the backend interprets. Everything else (the permutation and lookup
-//! terms of the quotient, the grand products, the multi-opening) still runs inside
-//! halo2-axiom on the CPU. Results are bit-identical to the stock code (tested), and every
+//! a [`proofmill_accel::Backend`] — a GPU, or our CPU engine — and so does the quotient's
+//! arithmetic, coset part by coset part: halo2's compiled gate expressions and the
+//! permutation and lookup terms become one [`proofmill_accel::gates::GateProgram`] that the
+//! backend evaluates (`quotient`). Everything else (the lookups' sorting, the grand products,
+//! the multi-opening) still runs inside halo2-axiom on the CPU. Results are bit-identical to the stock code (tested), and every
 //! proof is still checked by the stock verifier before it leaves.
 //!
 //! Several devices at once: a [`DevicePool`] is a rayon pool whose threads all carry one
@@ -27,16 +27,16 @@ use std::{
 };
 
 use halo2_base::halo2_proofs::{
-    accel::{
-        set_accelerator, set_thread_accelerator, Accelerator, Calculation, GateData, Gates,
-        ValueSource,
-    },
+    accel::{set_accelerator, set_thread_accelerator, Accelerator, QuotientPart},
     halo2curves::bn256::{Fr, G1Affine, G1},
 };
-use proofmill_accel::gates::{GateInputs, GateProgram, Op, Operand, Step};
+use proofmill_accel::gates::GateInputs;
 use proofmill_accel::{omega_for, Backend, BackendKind, BasesHandle, MsmConfig, NttConfig};
 
 use crate::ProverError;
+
+mod quotient;
+use quotient::QuotientProgram;
 
 /// Smaller MSMs and FFTs (the multi-opening's few-point MSMs, tiny domains) stay with the
 /// stock code: handing them over costs more than it saves.
@@ -49,6 +49,8 @@ const RESIDENT_BASES: usize = 8;
 #[derive(Debug)]
 pub struct EngineAccelerator {
     backend: Arc<dyn Backend>,
+    /// False once the backend failed the gate-program check: quotient parts go to halo2.
+    quotient: std::sync::atomic::AtomicBool,
     resident: Mutex<Vec<Resident>>,
     stats: Counters,
 }
@@ -67,8 +69,8 @@ struct Counters {
     msm_nanos: AtomicU64,
     fft_calls: AtomicU64,
     fft_nanos: AtomicU64,
-    gate_calls: AtomicU64,
-    gate_nanos: AtomicU64,
+    quotient_calls: AtomicU64,
+    quotient_nanos: AtomicU64,
     declined: AtomicU64,
     errors: AtomicU64,
 }
@@ -84,10 +86,11 @@ pub struct EngineStats {
     pub fft_calls: u64,
     /// Seconds spent in them.
     pub fft_seconds: f64,
-    /// Coset parts whose custom gates the backend evaluated.
-    pub gate_calls: u64,
-    /// Seconds spent in them (the program's translation included).
-    pub gate_seconds: f64,
+    /// Coset parts of the quotient the backend evaluated (custom gates, permutation and
+    /// lookup terms; one per part and proof in a batch).
+    pub quotient_calls: u64,
+    /// Seconds spent in them (building the part's program included).
+    pub quotient_seconds: f64,
     /// Calls left to the stock code (too small, or another root of unity).
     pub declined: u64,
     /// Calls the backend failed; the stock code computed them instead.
@@ -102,8 +105,8 @@ impl EngineStats {
             msm_seconds: self.msm_seconds - earlier.msm_seconds,
             fft_calls: self.fft_calls - earlier.fft_calls,
             fft_seconds: self.fft_seconds - earlier.fft_seconds,
-            gate_calls: self.gate_calls - earlier.gate_calls,
-            gate_seconds: self.gate_seconds - earlier.gate_seconds,
+            quotient_calls: self.quotient_calls - earlier.quotient_calls,
+            quotient_seconds: self.quotient_seconds - earlier.quotient_seconds,
             declined: self.declined - earlier.declined,
             errors: self.errors - earlier.errors,
         }
@@ -115,8 +118,28 @@ impl EngineAccelerator {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
             backend,
+            quotient: std::sync::atomic::AtomicBool::new(true),
             resident: Mutex::new(Vec::new()),
             stats: Counters::default(),
+        }
+    }
+
+    /// Runs a random gate program over 2^12 rows on a GPU backend against the reference;
+    /// when the GPU gets it wrong, this engine leaves the quotient to halo2's code from then
+    /// on (its MSMs and FFTs, checked separately, stay on the GPU). Returns whether the
+    /// quotient stays on the engine. The CPU backend is the reference: nothing to check.
+    pub fn check_quotient(&self) -> bool {
+        if self.backend.kind() == BackendKind::Cpu {
+            return true;
+        }
+        match proofmill_accel::conformance::check_gates(self.backend.as_ref(), 1 << 12, 100, 0x5e1f)
+        {
+            Ok(()) => true,
+            Err(mismatch) => {
+                tracing::error!(%mismatch, "GPU gate-program check failed: the quotient stays with halo2's code");
+                self.quotient.store(false, Ordering::Relaxed);
+                false
+            }
         }
     }
 
@@ -133,8 +156,8 @@ impl EngineAccelerator {
             msm_seconds: s.msm_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
             fft_calls: s.fft_calls.load(Ordering::Relaxed),
             fft_seconds: s.fft_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
-            gate_calls: s.gate_calls.load(Ordering::Relaxed),
-            gate_seconds: s.gate_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            quotient_calls: s.quotient_calls.load(Ordering::Relaxed),
+            quotient_seconds: s.quotient_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
             declined: s.declined.load(Ordering::Relaxed),
             errors: s.errors.load(Ordering::Relaxed),
         }
@@ -218,108 +241,45 @@ impl Accelerator for EngineAccelerator {
         self.run_ntt(a, omega_inv, log_n, true, None, rest)
     }
 
-    fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
-        if values.len() < 1 << MIN_ACCELERATED_LOG_SIZE || !engine_gates_enabled() {
+    fn quotient_part(&self, part: &QuotientPart<'_>, values: &mut [Fr]) -> bool {
+        if values.len() < 1 << MIN_ACCELERATED_LOG_SIZE
+            || !engine_quotient_enabled()
+            || !self.quotient.load(Ordering::Relaxed)
+        {
             return self.declined(false);
         }
         let start = Instant::now();
-        let program = match gate_program(gates, data) {
-            Ok(program) => program,
-            Err(e) => return self.failed("translating the custom gates", &e, false),
+        let quotient = match QuotientProgram::new(part) {
+            Ok(quotient) => quotient,
+            Err(e) => return self.failed("compiling a quotient part", &e, false),
         };
-        let [beta, gamma, theta, y] = data.beta_gamma_theta_y;
-        let scalars: Vec<Fr> = gates
-            .constants
-            .iter()
-            .chain(data.challenges)
-            .chain(&[beta, gamma, theta, y])
-            .copied()
-            .collect();
-        let columns: Vec<&[Fr]> = data
-            .fixed
-            .iter()
-            .chain(data.advice)
-            .chain(data.instance)
-            .map(|p| &p[..])
-            .collect();
+        let columns = quotient.columns(part);
         let inputs = GateInputs {
-            scalars: &scalars,
+            scalars: &quotient.scalars,
             columns: &columns,
         };
-        if let Err(e) = self.backend.evaluate_gates(&program, &inputs, values) {
-            return self.failed("the custom gates", &e, false);
+        if let Err(e) = self
+            .backend
+            .evaluate_gates(&quotient.program, &inputs, values)
+        {
+            return self.failed("a quotient part", &e, false);
         }
-        self.stats.gate_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats.quotient_calls.fetch_add(1, Ordering::Relaxed);
         self.stats
-            .gate_nanos
+            .quotient_nanos
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         true
     }
 }
 
-/// Set to `off` to leave the quotient's custom gates to halo2's own evaluator (to measure
-/// the engine's against it, or to rule it out); MSMs and FFTs stay on the engine.
-pub const ENGINE_GATES_ENV: &str = "PROOFMILL_ENGINE_GATES";
+/// Set to `off` to leave the quotient's coset parts (custom gates, permutation and lookup
+/// terms) to halo2's own code, e.g. to measure the engine's against it; MSMs and FFTs stay
+/// on the engine.
+pub const ENGINE_QUOTIENT_ENV: &str = "PROOFMILL_ENGINE_QUOTIENT";
 
-fn engine_gates_enabled() -> bool {
+fn engine_quotient_enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| !std::env::var(ENGINE_GATES_ENV).is_ok_and(|v| v == "off"))
-}
-
-/// halo2's compiled custom gates as a [`GateProgram`]: scalars are laid out as the
-/// constants, the challenges, then beta, gamma, theta and y; columns as the fixed, advice
-/// and instance columns, in that order.
-fn gate_program(
-    gates: &Gates<'_>,
-    data: &GateData<'_>,
-) -> Result<GateProgram, proofmill_accel::AccelError> {
-    let constants = gates.constants.len() as u32;
-    let named = constants + data.challenges.len() as u32;
-    let (fixed, advice) = (data.fixed.len() as u32, data.advice.len() as u32);
-    let operand = |v: &ValueSource| match *v {
-        ValueSource::Constant(i) => Operand::Scalar(i as u32),
-        ValueSource::Challenge(i) => Operand::Scalar(constants + i as u32),
-        ValueSource::Beta() => Operand::Scalar(named),
-        ValueSource::Gamma() => Operand::Scalar(named + 1),
-        ValueSource::Theta() => Operand::Scalar(named + 2),
-        ValueSource::Y() => Operand::Scalar(named + 3),
-        ValueSource::Intermediate(t) => Operand::Intermediate(t as u32),
-        ValueSource::Fixed(c, r) => Operand::Column {
-            column: c as u32,
-            rotation: r as u32,
-        },
-        ValueSource::Advice(c, r) => Operand::Column {
-            column: fixed + c as u32,
-            rotation: r as u32,
-        },
-        ValueSource::Instance(c, r) => Operand::Column {
-            column: fixed + advice + c as u32,
-            rotation: r as u32,
-        },
-        ValueSource::PreviousValue() => Operand::Previous,
-    };
-    let steps: Vec<Step> = gates
-        .calculations
-        .iter()
-        .map(|info| Step {
-            target: info.target as u32,
-            op: match &info.calculation {
-                Calculation::Add(a, b) => Op::Add(operand(a), operand(b)),
-                Calculation::Sub(a, b) => Op::Sub(operand(a), operand(b)),
-                Calculation::Mul(a, b) => Op::Mul(operand(a), operand(b)),
-                Calculation::Square(a) => Op::Square(operand(a)),
-                Calculation::Double(a) => Op::Double(operand(a)),
-                Calculation::Negate(a) => Op::Negate(operand(a)),
-                Calculation::Horner(start, parts, factor) => Op::Horner {
-                    start: operand(start),
-                    parts: parts.iter().map(operand).collect(),
-                    factor: operand(factor),
-                },
-                Calculation::Store(a) => Op::Store(operand(a)),
-            },
-        })
-        .collect();
-    GateProgram::new(&steps, gates.rotations)
+    *ENABLED.get_or_init(|| !std::env::var(ENGINE_QUOTIENT_ENV).is_ok_and(|v| v == "off"))
 }
 
 impl EngineAccelerator {
@@ -412,6 +372,7 @@ pub fn install(engine: Engine) -> Result<Installed, ProverError> {
     }
     let description = backend.description();
     let accelerator = Arc::new(EngineAccelerator::new(backend));
+    accelerator.check_quotient();
     set_accelerator(Some(accelerator.clone()));
     Ok(Installed {
         accelerator: Some(accelerator),
@@ -427,7 +388,9 @@ pub fn gpu_accelerator(ordinal: usize) -> Result<Arc<EngineAccelerator>, ProverE
         .map_err(|e| ProverError::Engine(format!("GPU {ordinal}: {e}")))?;
     quick_self_check(&backend)
         .map_err(|e| ProverError::Engine(format!("GPU {ordinal}: self-check failed: {e}")))?;
-    Ok(Arc::new(EngineAccelerator::new(Arc::new(backend))))
+    let accelerator = EngineAccelerator::new(Arc::new(backend));
+    accelerator.check_quotient();
+    Ok(Arc::new(accelerator))
 }
 
 /// A rayon pool whose threads prove through one accelerator: halo2's MSMs and FFTs inside
@@ -473,21 +436,20 @@ impl DevicePool {
 }
 
 /// 2^12 MSMs (random, zero and skewed scalars that fill a few buckets; random bases and bases
-/// with identities, duplicates and negations), batched NTTs (plain, inverse, coset) and a
-/// random gate program over 2^12 rows against the reference results.
+/// with identities, duplicates and negations) and batched NTTs (plain, inverse, coset)
+/// against the reference results.
 pub fn quick_self_check(
     backend: &dyn Backend,
 ) -> Result<(), proofmill_accel::conformance::Mismatch> {
-    use proofmill_accel::conformance::{check_gates, check_msm, check_ntt};
+    use proofmill_accel::conformance::{check_msm, check_ntt};
     check_msm(backend, 1 << 12, 0x5e1f, &[])?;
-    check_ntt(backend, 12, 2, 0x5e1f)?;
-    check_gates(backend, 1 << 12, 100, 0x5e1f)
+    check_ntt(backend, 12, 2, 0x5e1f)
 }
 
 #[cfg(test)]
 mod tests {
     use halo2_base::halo2_proofs::{
-        accel::stock_custom_gates, fft, halo2curves::group::Curve, halo2curves::msm::msm_best,
+        accel::stock_quotient_part, fft, halo2curves::group::Curve, halo2curves::msm::msm_best,
     };
     use proofmill_circuits::{transfer_batch::TransferBatchConfig, CatalogCircuit};
 
@@ -503,6 +465,8 @@ mod tests {
         engine: EngineAccelerator,
         checked: AtomicU64,
         mismatches: Mutex<Vec<String>>,
+        /// (permutation sets, lookups) of every quotient part checked.
+        quotient_shapes: Mutex<Vec<(usize, usize)>>,
     }
 
     impl Accelerator for Checking {
@@ -552,17 +516,22 @@ mod tests {
             self.record(a, &stock, || format!("inverse FFT 2^{log_n} with divisor"))
         }
 
-        fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
+        fn quotient_part(&self, part: &QuotientPart<'_>, values: &mut [Fr]) -> bool {
             let mut stock = values.to_vec();
-            if !self.engine.custom_gates(gates, data, values) {
+            if !self.engine.quotient_part(part, values) {
                 return false;
             }
-            stock_custom_gates(gates, data, &mut stock);
+            stock_quotient_part(part, &mut stock);
+            self.quotient_shapes.lock().unwrap().push((
+                part.permutation_product_cosets.len(),
+                part.lookup_cosets.len(),
+            ));
             self.record(values, &stock, || {
                 format!(
-                    "custom gates over {} rows ({} steps)",
+                    "quotient part over {} rows ({} permutation sets, {} lookups)",
                     values.len(),
-                    gates.calculations.len()
+                    part.permutation_product_cosets.len(),
+                    part.lookup_cosets.len()
                 )
             })
         }
@@ -587,8 +556,8 @@ mod tests {
         }
     }
 
-    /// A real proof (keygen included) with every MSM and FFT the engine takes checked against
-    /// halo2's own result: all identical, and the proof verifies.
+    /// A real proof (keygen included) with every MSM, FFT and quotient part the engine takes
+    /// checked against halo2's own result: all identical, and the proof verifies.
     #[test]
     fn cpu_engine_computes_exactly_what_halo2_computes_inside_a_proof() {
         let dir = tempfile::tempdir().unwrap();
@@ -598,6 +567,7 @@ mod tests {
             engine: EngineAccelerator::new(Arc::new(proofmill_accel::CpuBackend::new())),
             checked: AtomicU64::new(0),
             mismatches: Mutex::new(Vec::new()),
+            quotient_shapes: Mutex::new(Vec::new()),
         });
         set_accelerator(Some(checking.clone()));
         let result = prover.prove(
@@ -608,19 +578,29 @@ mod tests {
         );
         set_accelerator(None);
 
+        // A difference is reported by name first (the proof would then fail the verifier).
+        assert_eq!(*checking.mismatches.lock().unwrap(), Vec::<String>::new());
         // `prove` returns a proof only after the stock verifier accepted it.
         let envelope = result.unwrap();
         assert_eq!(envelope.circuit, circuit.name());
-        assert_eq!(*checking.mismatches.lock().unwrap(), Vec::<String>::new());
         let stats = checking.engine.stats();
         assert!(
-            stats.msm_calls > 0 && stats.fft_calls > 0 && stats.gate_calls > 0,
+            stats.msm_calls > 0 && stats.fft_calls > 0 && stats.quotient_calls > 0,
             "{stats:?}"
         );
         assert_eq!(stats.errors, 0, "{stats:?}");
+        // The parts checked had every kind of term: custom gates, several permutation
+        // sets (so the terms linking sets ran) and lookups.
+        let shapes = checking.quotient_shapes.lock().unwrap().clone();
+        assert!(
+            shapes
+                .iter()
+                .any(|&(sets, lookups)| sets > 1 && lookups > 0),
+            "{shapes:?}"
+        );
         assert_eq!(
             checking.checked.load(Ordering::Relaxed),
-            stats.msm_calls + stats.fft_calls + stats.gate_calls
+            stats.msm_calls + stats.fft_calls + stats.quotient_calls
         );
     }
 

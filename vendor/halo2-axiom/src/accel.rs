@@ -17,8 +17,8 @@ use std::sync::{Arc, RwLock};
 
 use halo2curves::bn256::{Fr, G1Affine, G1};
 
-/// Something that can compute BN254 MSMs, Fr FFTs and the quotient's custom gates faster
-/// than the stock code.
+/// Something that can compute BN254 MSMs, Fr FFTs and the quotient's coset parts faster than
+/// the stock code.
 pub trait Accelerator: Send + Sync + std::fmt::Debug {
     /// `sum_i coeffs[i] * bases[i]` (same lengths), or `None` to let the stock code do it.
     fn msm(&self, coeffs: &[Fr], bases: &[G1Affine]) -> Option<G1>;
@@ -36,12 +36,13 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
         false
     }
 
-    /// The quotient's custom gates over one coset part (`Evaluator::evaluate_h`): for every
-    /// row `idx` of `values`, `values[idx]` becomes what halo2's `GraphEvaluator` computes
-    /// there from `gates` and `data` (the gate polynomials folded into `values[idx]` with
-    /// Horner's rule in `y`). Returns `false` to let the stock code do it; the default does.
-    fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
-        let _ = (gates, data, values);
+    /// One set's terms of one coset part of the quotient (`Evaluator::evaluate_h`): for
+    /// every row `idx` of `values`, fold the custom gates, then the permutation argument's
+    /// terms, then each lookup's terms into `values[idx]` with Horner's rule in `y`, exactly
+    /// as [`stock_quotient_part`] does. Returns `false` to let the stock code do it; the
+    /// default does.
+    fn quotient_part(&self, part: &QuotientPart<'_>, values: &mut [Fr]) -> bool {
+        let _ = (part, values);
         false
     }
 
@@ -63,7 +64,8 @@ pub trait Accelerator: Send + Sync + std::fmt::Debug {
 }
 
 pub use crate::plonk::evaluation::{Calculation, CalculationInfo, ValueSource};
-use crate::plonk::evaluation::GraphEvaluator;
+use crate::plonk::evaluation::{Evaluator, GraphEvaluator, PartData};
+use crate::plonk::{Any, Column};
 use crate::poly::{LagrangeCoeff, Polynomial};
 
 /// The quotient's custom gates as halo2 compiled them (its `GraphEvaluator`): the steps run
@@ -98,67 +100,147 @@ pub struct GateData<'a> {
     pub beta_gamma_theta_y: [Fr; 4],
 }
 
-/// halo2's own evaluation of the custom gates (the code `evaluate_h` runs when the
-/// accelerator declines), so that an accelerator can be checked against it.
-pub fn stock_custom_gates(gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) {
-    let graph = GraphEvaluator::<G1Affine> {
+/// One lookup's compression of its inputs and table (`(a + beta)(s + gamma)` of the
+/// compressed expressions), compiled like the custom gates: the graph's result is the
+/// lookup's `table_value`.
+pub type LookupGates<'a> = Gates<'a>;
+
+/// What one set's terms of one coset part of the quotient read: the custom gates and their
+/// data, `l_0`, `l_last` and `l_active_row` there, the permutation argument's cosets and
+/// shape, and each lookup's compression and cosets.
+#[derive(Clone, Debug)]
+pub struct QuotientPart<'a> {
+    /// The custom gates (folded into the running values first).
+    pub gates: Gates<'a>,
+    /// The columns, challenges and beta, gamma, theta, y.
+    pub data: GateData<'a>,
+    /// `l_0` on this part.
+    pub l0: &'a Polynomial<Fr, LagrangeCoeff>,
+    /// `l_last` on this part.
+    pub l_last: &'a Polynomial<Fr, LagrangeCoeff>,
+    /// `l_active_row` (`1 - (l_last + l_blind)`) on this part.
+    pub l_active_row: &'a Polynomial<Fr, LagrangeCoeff>,
+    /// The permutation's grand products `z_i`, one per set (none: no permutation).
+    pub permutation_product_cosets: &'a [Polynomial<Fr, LagrangeCoeff>],
+    /// The permutation polynomials `sigma_j`, one per permuted column.
+    pub permutation_cosets: &'a [Polynomial<Fr, LagrangeCoeff>],
+    /// The permuted columns, in order; set `i` covers `chunk_len` of them.
+    pub permutation_columns: &'a [Column<Any>],
+    /// Columns per permutation set.
+    pub chunk_len: usize,
+    /// The rotation of the last usable row, `-(blinding_factors + 1)`.
+    pub last_rotation: i32,
+    /// `beta * ZETA`: with `current_extended_omega * omega^idx` it makes `beta X` at row
+    /// `idx` of this part.
+    pub delta_start: Fr,
+    /// The part's coset shift (`extended_omega^part`).
+    pub current_extended_omega: Fr,
+    /// The domain's `omega`.
+    pub omega: Fr,
+    /// Each lookup's compression, in the order of `lookup_cosets`.
+    pub lookup_gates: Vec<LookupGates<'a>>,
+    /// Each lookup's product, permuted input and permuted table cosets.
+    pub lookup_cosets: &'a [[Polynomial<Fr, LagrangeCoeff>; 3]],
+}
+
+fn graph(gates: &Gates<'_>) -> GraphEvaluator<G1Affine> {
+    GraphEvaluator {
         constants: gates.constants.to_vec(),
         rotations: gates.rotations.to_vec(),
         calculations: gates.calculations.to_vec(),
         num_intermediates: gates.num_intermediates,
-    };
-    graph.evaluate_rows(
-        values,
-        data.fixed,
-        data.advice,
-        data.instance,
-        data.challenges,
-        data.beta_gamma_theta_y,
-    );
+    }
 }
 
-/// Offers the custom gates of one coset part to the installed accelerator; `true` when it
+/// halo2's own code for one set's terms of one coset part (what `evaluate_h` runs when the
+/// accelerator declines), so that an accelerator can be checked against it.
+pub fn stock_quotient_part(part: &QuotientPart<'_>, values: &mut [Fr]) {
+    let evaluator = Evaluator::<G1Affine> {
+        custom_gates: graph(&part.gates),
+        lookups: part.lookup_gates.iter().map(graph).collect(),
+    };
+    let data = PartData {
+        fixed: part.data.fixed,
+        advice: part.data.advice,
+        instance: part.data.instance,
+        challenges: part.data.challenges,
+        beta_gamma_theta_y: part.data.beta_gamma_theta_y,
+        l0: part.l0,
+        l_last: part.l_last,
+        l_active_row: part.l_active_row,
+        permutation_product_cosets: part.permutation_product_cosets,
+        permutation_cosets: part.permutation_cosets,
+        permutation_columns: part.permutation_columns,
+        chunk_len: part.chunk_len,
+        last_rotation: part.last_rotation,
+        delta_start: part.delta_start,
+        current_extended_omega: part.current_extended_omega,
+        omega: part.omega,
+        lookup_cosets: part.lookup_cosets,
+    };
+    evaluator.evaluate_part(&data, values);
+}
+
+fn gates_of<C: crate::arithmetic::CurveAffine>(graph: &GraphEvaluator<C>) -> Option<Gates<'_>> {
+    Some(Gates {
+        constants: same_slice::<C::ScalarExt, Fr>(&graph.constants)?,
+        rotations: &graph.rotations,
+        calculations: &graph.calculations,
+        num_intermediates: graph.num_intermediates,
+    })
+}
+
+fn poly<F: 'static>(p: &Polynomial<F, LagrangeCoeff>) -> Option<&Polynomial<Fr, LagrangeCoeff>> {
+    same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(std::slice::from_ref(p)).map(|s| &s[0])
+}
+
+/// Offers one set's terms of one coset part to the installed accelerator; `true` when it
 /// computed them.
-pub(crate) fn offer_custom_gates<C: crate::arithmetic::CurveAffine>(
-    graph: &GraphEvaluator<C>,
-    fixed: &[Polynomial<C::ScalarExt, LagrangeCoeff>],
-    advice: &[Polynomial<C::ScalarExt, LagrangeCoeff>],
-    instance: &[Polynomial<C::ScalarExt, LagrangeCoeff>],
-    challenges: &[C::ScalarExt],
-    [beta, gamma, theta, y]: [C::ScalarExt; 4],
+pub(crate) fn offer_quotient_part<C: crate::arithmetic::CurveAffine>(
+    evaluator: &Evaluator<C>,
+    part: &PartData<'_, C::ScalarExt>,
     values: &mut [C::ScalarExt],
 ) -> bool {
     let Some(accelerator) = accelerator() else {
         return false;
     };
-    let scalars = [beta, gamma, theta, y].map(same_value::<C::ScalarExt, Fr>);
-    let (Some(constants), Some(fixed), Some(advice), Some(instance), Some(challenges), Some(values)) = (
-        same_slice::<C::ScalarExt, Fr>(&graph.constants),
-        same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(fixed),
-        same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(advice),
-        same_slice::<_, Polynomial<Fr, LagrangeCoeff>>(instance),
-        same_slice::<C::ScalarExt, Fr>(challenges),
-        same_slice_mut::<C::ScalarExt, Fr>(values),
-    ) else {
+    let Some(values) = same_slice_mut::<C::ScalarExt, Fr>(values) else {
         return false;
     };
-    let [Some(beta), Some(gamma), Some(theta), Some(y)] = scalars else {
-        return false;
-    };
-    let gates = Gates {
-        constants,
-        rotations: &graph.rotations,
-        calculations: &graph.calculations,
-        num_intermediates: graph.num_intermediates,
-    };
-    let data = GateData {
-        fixed,
-        advice,
-        instance,
-        challenges,
-        beta_gamma_theta_y: [beta, gamma, theta, y],
-    };
-    accelerator.custom_gates(&gates, &data, values)
+    let converted = (|| {
+        let [beta, gamma, theta, y] = part.beta_gamma_theta_y.map(same_value::<_, Fr>);
+        Some(QuotientPart {
+            gates: gates_of(&evaluator.custom_gates)?,
+            data: GateData {
+                fixed: same_slice(part.fixed)?,
+                advice: same_slice(part.advice)?,
+                instance: same_slice(part.instance)?,
+                challenges: same_slice(part.challenges)?,
+                beta_gamma_theta_y: [beta?, gamma?, theta?, y?],
+            },
+            l0: poly(part.l0)?,
+            l_last: poly(part.l_last)?,
+            l_active_row: poly(part.l_active_row)?,
+            permutation_product_cosets: same_slice(part.permutation_product_cosets)?,
+            permutation_cosets: same_slice(part.permutation_cosets)?,
+            permutation_columns: part.permutation_columns,
+            chunk_len: part.chunk_len,
+            last_rotation: part.last_rotation,
+            delta_start: same_value(part.delta_start)?,
+            current_extended_omega: same_value(part.current_extended_omega)?,
+            omega: same_value(part.omega)?,
+            lookup_gates: evaluator
+                .lookups
+                .iter()
+                .map(gates_of)
+                .collect::<Option<Vec<_>>>()?,
+            lookup_cosets: same_slice(part.lookup_cosets)?,
+        })
+    })();
+    match converted {
+        Some(part) => accelerator.quotient_part(&part, values),
+        None => false,
+    }
 }
 
 static ACCELERATOR: RwLock<Option<Arc<dyn Accelerator>>> = RwLock::new(None);

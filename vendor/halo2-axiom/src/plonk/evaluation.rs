@@ -1,7 +1,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::multicore;
-use crate::plonk::{lookup, permutation, Any, ProvingKey};
+use crate::plonk::{lookup, permutation, Any, Column, ProvingKey};
 use crate::poly::Basis;
 use crate::{
     arithmetic::{parallelize, CurveAffine},
@@ -346,43 +346,11 @@ impl<C: CurveAffine> Evaluator<C> {
                     .zip(lookups.iter())
                     .zip(permutations.iter())
                 {
-                    #[cfg(feature = "profile")]
-                    let timer = start_timer!(|| "Custom gates");
-                    // Custom gates (proofmill patch: offered to the accelerator first)
-                    if !crate::accel::offer_custom_gates(
-                        &self.custom_gates,
-                        fixed,
-                        advice,
-                        instance,
-                        challenges,
-                        [beta, gamma, theta, y],
-                        &mut values,
-                    ) {
-                        self.custom_gates.evaluate_rows(
-                            &mut values,
-                            fixed,
-                            advice,
-                            instance,
-                            challenges,
-                            [beta, gamma, theta, y],
-                        );
-                    }
-                    #[cfg(feature = "profile")]
-                    end_timer!(timer);
-
-                    #[cfg(feature = "profile")]
-                    let timer = start_timer!(|| "Permutations");
-                    // Permutations
-                    let sets = &permutation.sets;
-                    if !sets.is_empty() {
-                        let blinding_factors = pk.vk.cs.blinding_factors();
-                        let last_rotation = Rotation(-((blinding_factors + 1) as i32));
-                        let chunk_len = pk.vk.cs.degree() - 2;
-                        let delta_start = beta * &C::Scalar::ZETA;
-
-                        let permutation_product_cosets: Vec<
-                            Polynomial<C::ScalarExt, LagrangeCoeff>,
-                        > = sets
+                    // proofmill patch: this set's permutation and lookup cosets first, then
+                    // the whole part (custom gates, permutation and lookup terms) offered to
+                    // the accelerator at once; `evaluate_part` is the stock code.
+                    let permutation_product_cosets: Vec<Polynomial<C::ScalarExt, LagrangeCoeff>> =
+                        (&permutation.sets)
                             .into_par_iter()
                             .map(|set| {
                                 domain.coeff_to_extended_part(
@@ -391,185 +359,52 @@ impl<C: CurveAffine> Evaluator<C> {
                                 )
                             })
                             .collect();
-                        let permutation_cosets: Vec<Polynomial<C::ScalarExt, LagrangeCoeff>> =
+                    let permutation_cosets: Vec<Polynomial<C::ScalarExt, LagrangeCoeff>> =
+                        if permutation.sets.is_empty() {
+                            Vec::new()
+                        } else {
                             (&pk.permutation.polys)
                                 .into_par_iter()
                                 .map(|p| {
                                     domain.coeff_to_extended_part(p.clone(), current_extended_omega)
                                 })
-                                .collect();
-
-                        let first_set_permutation_product_coset =
-                            permutation_product_cosets.first().unwrap();
-                        let last_set_permutation_product_coset =
-                            permutation_product_cosets.last().unwrap();
-
-                        // Permutation constraints
-                        parallelize(&mut values, |values, start| {
-                            let mut beta_term =
-                                current_extended_omega * omega.pow_vartime([start as u64]);
-                            for (i, value) in values.iter_mut().enumerate() {
-                                let idx = start + i;
-                                let r_next = get_rotation_idx(idx, 1, rot_scale, isize);
-                                let r_last =
-                                    get_rotation_idx(idx, last_rotation.0, rot_scale, isize);
-
-                                // Enforce only for the first set.
-                                // l_0(X) * (1 - z_0(X)) = 0
-                                *value = *value * y
-                                    + ((one - first_set_permutation_product_coset[idx]) * l0[idx]);
-                                // Enforce only for the last set.
-                                // l_last(X) * (z_l(X)^2 - z_l(X)) = 0
-                                *value = *value * y
-                                    + ((last_set_permutation_product_coset[idx]
-                                        * last_set_permutation_product_coset[idx]
-                                        - last_set_permutation_product_coset[idx])
-                                        * l_last[idx]);
-                                // Except for the first set, enforce.
-                                // l_0(X) * (z_i(X) - z_{i-1}(\omega^(last) X)) = 0
-                                for (set_idx, permutation_product_coset) in
-                                    permutation_product_cosets.iter().enumerate()
-                                {
-                                    if set_idx != 0 {
-                                        *value = *value * y
-                                            + ((permutation_product_coset[idx]
-                                                - permutation_product_cosets[set_idx - 1][r_last])
-                                                * l0[idx]);
-                                    }
-                                }
-                                // And for all the sets we enforce:
-                                // (1 - (l_last(X) + l_blind(X))) * (
-                                //   z_i(\omega X) \prod_j (p(X) + \beta s_j(X) + \gamma)
-                                // - z_i(X) \prod_j (p(X) + \delta^j \beta X + \gamma)
-                                // )
-                                let mut current_delta = delta_start * beta_term;
-                                for (
-                                    (columns, permutation_product_coset),
-                                    permutation_coset_chunk,
-                                ) in p
-                                    .columns
-                                    .chunks(chunk_len)
-                                    .zip(permutation_product_cosets.iter())
-                                    .zip(permutation_cosets.chunks(chunk_len))
-                                {
-                                    let mut left = permutation_product_coset[r_next];
-                                    for (values, permutation) in columns
-                                        .iter()
-                                        .map(|&column| match column.column_type() {
-                                            Any::Advice(_) => &advice[column.index()],
-                                            Any::Fixed => &fixed[column.index()],
-                                            Any::Instance => &instance[column.index()],
-                                        })
-                                        .zip(permutation_coset_chunk.iter())
-                                    {
-                                        left *= values[idx] + beta * permutation[idx] + gamma;
-                                    }
-
-                                    let mut right = permutation_product_coset[idx];
-                                    for values in
-                                        columns.iter().map(|&column| match column.column_type() {
-                                            Any::Advice(_) => &advice[column.index()],
-                                            Any::Fixed => &fixed[column.index()],
-                                            Any::Instance => &instance[column.index()],
-                                        })
-                                    {
-                                        right *= values[idx] + current_delta + gamma;
-                                        current_delta *= &C::Scalar::DELTA;
-                                    }
-
-                                    *value = *value * y + ((left - right) * l_active_row[idx]);
-                                }
-                                beta_term *= &omega;
-                            }
-                        });
+                                .collect()
+                        };
+                    let lookup_cosets: Vec<[Polynomial<C::ScalarExt, LagrangeCoeff>; 3]> = lookups
+                        .iter()
+                        .map(|lookup| {
+                            [
+                                &lookup.product_poly,
+                                &lookup.permuted_input_poly,
+                                &lookup.permuted_table_poly,
+                            ]
+                            .map(|poly| {
+                                domain.coeff_to_extended_part(poly.clone(), current_extended_omega)
+                            })
+                        })
+                        .collect();
+                    let part = PartData {
+                        fixed,
+                        advice,
+                        instance,
+                        challenges,
+                        beta_gamma_theta_y: [beta, gamma, theta, y],
+                        l0: &l0,
+                        l_last: &l_last,
+                        l_active_row: &l_active_row,
+                        permutation_product_cosets: &permutation_product_cosets,
+                        permutation_cosets: &permutation_cosets,
+                        permutation_columns: &p.columns,
+                        chunk_len: pk.vk.cs.degree() - 2,
+                        last_rotation: -((pk.vk.cs.blinding_factors() + 1) as i32),
+                        delta_start: beta * &C::Scalar::ZETA,
+                        current_extended_omega,
+                        omega,
+                        lookup_cosets: &lookup_cosets,
+                    };
+                    if !crate::accel::offer_quotient_part(self, &part, &mut values) {
+                        self.evaluate_part(&part, &mut values);
                     }
-                    #[cfg(feature = "profile")]
-                    end_timer!(timer);
-
-                    #[cfg(feature = "profile")]
-                    let timer = start_timer!(|| "Lookups");
-                    // Lookups
-                    for (n, lookup) in lookups.iter().enumerate() {
-                        // Polynomials required for this lookup.
-                        // Calculated here so these only have to be kept in memory for the short time
-                        // they are actually needed.
-                        let product_coset = pk.vk.domain.coeff_to_extended_part(
-                            lookup.product_poly.clone(),
-                            current_extended_omega,
-                        );
-                        let permuted_input_coset = pk.vk.domain.coeff_to_extended_part(
-                            lookup.permuted_input_poly.clone(),
-                            current_extended_omega,
-                        );
-                        let permuted_table_coset = pk.vk.domain.coeff_to_extended_part(
-                            lookup.permuted_table_poly.clone(),
-                            current_extended_omega,
-                        );
-
-                        // Lookup constraints
-                        parallelize(&mut values, |values, start| {
-                            let lookup_evaluator = &self.lookups[n];
-                            let mut eval_data = lookup_evaluator.instance();
-                            for (i, value) in values.iter_mut().enumerate() {
-                                let idx = start + i;
-
-                                let table_value = lookup_evaluator.evaluate(
-                                    &mut eval_data,
-                                    fixed,
-                                    advice,
-                                    instance,
-                                    challenges,
-                                    &beta,
-                                    &gamma,
-                                    &theta,
-                                    &y,
-                                    &C::ScalarExt::ZERO,
-                                    idx,
-                                    rot_scale,
-                                    isize,
-                                );
-
-                                let r_next = get_rotation_idx(idx, 1, rot_scale, isize);
-                                let r_prev = get_rotation_idx(idx, -1, rot_scale, isize);
-
-                                let a_minus_s =
-                                    permuted_input_coset[idx] - permuted_table_coset[idx];
-                                // l_0(X) * (1 - z(X)) = 0
-                                *value = *value * y + ((one - product_coset[idx]) * l0[idx]);
-                                // l_last(X) * (z(X)^2 - z(X)) = 0
-                                *value = *value * y
-                                    + ((product_coset[idx] * product_coset[idx]
-                                        - product_coset[idx])
-                                        * l_last[idx]);
-                                // (1 - (l_last(X) + l_blind(X))) * (
-                                //   z(\omega X) (a'(X) + \beta) (s'(X) + \gamma)
-                                //   - z(X) (\theta^{m-1} a_0(X) + ... + a_{m-1}(X) + \beta)
-                                //          (\theta^{m-1} s_0(X) + ... + s_{m-1}(X) + \gamma)
-                                // ) = 0
-                                *value = *value * y
-                                    + ((product_coset[r_next]
-                                        * (permuted_input_coset[idx] + beta)
-                                        * (permuted_table_coset[idx] + gamma)
-                                        - product_coset[idx] * table_value)
-                                        * l_active_row[idx]);
-                                // Check that the first values in the permuted input expression and permuted
-                                // fixed expression are the same.
-                                // l_0(X) * (a'(X) - s'(X)) = 0
-                                *value = *value * y + (a_minus_s * l0[idx]);
-                                // Check that each value in the permuted lookup input expression is either
-                                // equal to the value above it, or the value at the same index in the
-                                // permuted table expression.
-                                // (1 - (l_last + l_blind)) * (a′(X) − s′(X))⋅(a′(X) − a′(\omega^{-1} X)) = 0
-                                *value = *value * y
-                                    + (a_minus_s
-                                        * (permuted_input_coset[idx]
-                                            - permuted_input_coset[r_prev])
-                                        * l_active_row[idx]);
-                            }
-                        });
-                    }
-                    #[cfg(feature = "profile")]
-                    end_timer!(timer);
                 }
                 current_extended_omega *= extended_omega;
                 values
@@ -577,6 +412,248 @@ impl<C: CurveAffine> Evaluator<C> {
             .collect();
 
         domain.extended_from_lagrange_vec(value_parts)
+    }
+}
+
+/// proofmill patch: what one set's terms of one coset part of the quotient read (the
+/// custom gates, the permutation and the lookups), gathered so that the whole part can be
+/// offered to an accelerator, and so that `Evaluator::evaluate_part` (the stock code) and
+/// `accel::stock_quotient_part` run the same code.
+pub(crate) struct PartData<'a, F: Field> {
+    pub(crate) fixed: &'a [Polynomial<F, LagrangeCoeff>],
+    pub(crate) advice: &'a [Polynomial<F, LagrangeCoeff>],
+    pub(crate) instance: &'a [Polynomial<F, LagrangeCoeff>],
+    pub(crate) challenges: &'a [F],
+    pub(crate) beta_gamma_theta_y: [F; 4],
+    pub(crate) l0: &'a Polynomial<F, LagrangeCoeff>,
+    pub(crate) l_last: &'a Polynomial<F, LagrangeCoeff>,
+    pub(crate) l_active_row: &'a Polynomial<F, LagrangeCoeff>,
+    /// One per permutation set (none when the circuit has no permutation).
+    pub(crate) permutation_product_cosets: &'a [Polynomial<F, LagrangeCoeff>],
+    /// One per permuted column.
+    pub(crate) permutation_cosets: &'a [Polynomial<F, LagrangeCoeff>],
+    pub(crate) permutation_columns: &'a [Column<Any>],
+    pub(crate) chunk_len: usize,
+    pub(crate) last_rotation: i32,
+    /// `beta * ZETA`.
+    pub(crate) delta_start: F,
+    pub(crate) current_extended_omega: F,
+    pub(crate) omega: F,
+    /// Per lookup: its product, permuted input and permuted table cosets.
+    pub(crate) lookup_cosets: &'a [[Polynomial<F, LagrangeCoeff>; 3]],
+}
+
+impl<C: CurveAffine> Evaluator<C> {
+    /// proofmill patch: the stock code of one set's terms of one coset part (the body of
+    /// `evaluate_h`'s loop over sets, unchanged but for reading its inputs from `part`).
+    pub(crate) fn evaluate_part(
+        &self,
+        part: &PartData<'_, C::ScalarExt>,
+        values: &mut [C::ScalarExt],
+    ) {
+        let PartData {
+            fixed,
+            advice,
+            instance,
+            challenges,
+            beta_gamma_theta_y: [beta, gamma, theta, y],
+            l0,
+            l_last,
+            l_active_row,
+            permutation_product_cosets,
+            permutation_cosets,
+            chunk_len,
+            delta_start,
+            current_extended_omega,
+            omega,
+            lookup_cosets,
+            ..
+        } = *part;
+        let size = values.len();
+        let isize = size as i32;
+        let rot_scale = 1;
+        let one = C::ScalarExt::ONE;
+        let last_rotation = Rotation(part.last_rotation);
+        struct Columns<'a> {
+            columns: &'a [Column<Any>],
+        }
+        let p = Columns {
+            columns: part.permutation_columns,
+        };
+
+        #[cfg(feature = "profile")]
+        let timer = start_timer!(|| "Custom gates");
+        // Custom gates
+        self.custom_gates.evaluate_rows(
+            values,
+            fixed,
+            advice,
+            instance,
+            challenges,
+            [beta, gamma, theta, y],
+        );
+        #[cfg(feature = "profile")]
+        end_timer!(timer);
+
+        #[cfg(feature = "profile")]
+        let timer = start_timer!(|| "Permutations");
+        // Permutations
+        if !permutation_product_cosets.is_empty() {
+            let first_set_permutation_product_coset = permutation_product_cosets.first().unwrap();
+            let last_set_permutation_product_coset = permutation_product_cosets.last().unwrap();
+
+            // Permutation constraints
+            parallelize(values, |values, start| {
+                let mut beta_term =
+                    current_extended_omega * omega.pow_vartime([start as u64]);
+                for (i, value) in values.iter_mut().enumerate() {
+                    let idx = start + i;
+                    let r_next = get_rotation_idx(idx, 1, rot_scale, isize);
+                    let r_last =
+                        get_rotation_idx(idx, last_rotation.0, rot_scale, isize);
+
+                    // Enforce only for the first set.
+                    // l_0(X) * (1 - z_0(X)) = 0
+                    *value = *value * y
+                        + ((one - first_set_permutation_product_coset[idx]) * l0[idx]);
+                    // Enforce only for the last set.
+                    // l_last(X) * (z_l(X)^2 - z_l(X)) = 0
+                    *value = *value * y
+                        + ((last_set_permutation_product_coset[idx]
+                            * last_set_permutation_product_coset[idx]
+                            - last_set_permutation_product_coset[idx])
+                            * l_last[idx]);
+                    // Except for the first set, enforce.
+                    // l_0(X) * (z_i(X) - z_{i-1}(\omega^(last) X)) = 0
+                    for (set_idx, permutation_product_coset) in
+                        permutation_product_cosets.iter().enumerate()
+                    {
+                        if set_idx != 0 {
+                            *value = *value * y
+                                + ((permutation_product_coset[idx]
+                                    - permutation_product_cosets[set_idx - 1][r_last])
+                                    * l0[idx]);
+                        }
+                    }
+                    // And for all the sets we enforce:
+                    // (1 - (l_last(X) + l_blind(X))) * (
+                    //   z_i(\omega X) \prod_j (p(X) + \beta s_j(X) + \gamma)
+                    // - z_i(X) \prod_j (p(X) + \delta^j \beta X + \gamma)
+                    // )
+                    let mut current_delta = delta_start * beta_term;
+                    for (
+                        (columns, permutation_product_coset),
+                        permutation_coset_chunk,
+                    ) in p
+                        .columns
+                        .chunks(chunk_len)
+                        .zip(permutation_product_cosets.iter())
+                        .zip(permutation_cosets.chunks(chunk_len))
+                    {
+                        let mut left = permutation_product_coset[r_next];
+                        for (values, permutation) in columns
+                            .iter()
+                            .map(|&column| match column.column_type() {
+                                Any::Advice(_) => &advice[column.index()],
+                                Any::Fixed => &fixed[column.index()],
+                                Any::Instance => &instance[column.index()],
+                            })
+                            .zip(permutation_coset_chunk.iter())
+                        {
+                            left *= values[idx] + beta * permutation[idx] + gamma;
+                        }
+
+                        let mut right = permutation_product_coset[idx];
+                        for values in
+                            columns.iter().map(|&column| match column.column_type() {
+                                Any::Advice(_) => &advice[column.index()],
+                                Any::Fixed => &fixed[column.index()],
+                                Any::Instance => &instance[column.index()],
+                            })
+                        {
+                            right *= values[idx] + current_delta + gamma;
+                            current_delta *= &C::Scalar::DELTA;
+                        }
+
+                        *value = *value * y + ((left - right) * l_active_row[idx]);
+                    }
+                    beta_term *= &omega;
+                }
+            });
+        }
+        #[cfg(feature = "profile")]
+        end_timer!(timer);
+
+        #[cfg(feature = "profile")]
+        let timer = start_timer!(|| "Lookups");
+        // Lookups
+        for (n, [product_coset, permuted_input_coset, permuted_table_coset]) in
+            lookup_cosets.iter().enumerate()
+        {
+            // Lookup constraints
+            parallelize(values, |values, start| {
+                let lookup_evaluator = &self.lookups[n];
+                let mut eval_data = lookup_evaluator.instance();
+                for (i, value) in values.iter_mut().enumerate() {
+                    let idx = start + i;
+
+                    let table_value = lookup_evaluator.evaluate(
+                        &mut eval_data,
+                        fixed,
+                        advice,
+                        instance,
+                        challenges,
+                        &beta,
+                        &gamma,
+                        &theta,
+                        &y,
+                        &C::ScalarExt::ZERO,
+                        idx,
+                        rot_scale,
+                        isize,
+                    );
+
+                    let r_next = get_rotation_idx(idx, 1, rot_scale, isize);
+                    let r_prev = get_rotation_idx(idx, -1, rot_scale, isize);
+
+                    let a_minus_s =
+                        permuted_input_coset[idx] - permuted_table_coset[idx];
+                    // l_0(X) * (1 - z(X)) = 0
+                    *value = *value * y + ((one - product_coset[idx]) * l0[idx]);
+                    // l_last(X) * (z(X)^2 - z(X)) = 0
+                    *value = *value * y
+                        + ((product_coset[idx] * product_coset[idx]
+                            - product_coset[idx])
+                            * l_last[idx]);
+                    // (1 - (l_last(X) + l_blind(X))) * (
+                    //   z(\omega X) (a'(X) + \beta) (s'(X) + \gamma)
+                    //   - z(X) (\theta^{m-1} a_0(X) + ... + a_{m-1}(X) + \beta)
+                    //          (\theta^{m-1} s_0(X) + ... + s_{m-1}(X) + \gamma)
+                    // ) = 0
+                    *value = *value * y
+                        + ((product_coset[r_next]
+                            * (permuted_input_coset[idx] + beta)
+                            * (permuted_table_coset[idx] + gamma)
+                            - product_coset[idx] * table_value)
+                            * l_active_row[idx]);
+                    // Check that the first values in the permuted input expression and permuted
+                    // fixed expression are the same.
+                    // l_0(X) * (a'(X) - s'(X)) = 0
+                    *value = *value * y + (a_minus_s * l0[idx]);
+                    // Check that each value in the permuted lookup input expression is either
+                    // equal to the value above it, or the value at the same index in the
+                    // permuted table expression.
+                    // (1 - (l_last + l_blind)) * (a′(X) − s′(X))⋅(a′(X) − a′(\omega^{-1} X)) = 0
+                    *value = *value * y
+                        + (a_minus_s
+                            * (permuted_input_coset[idx]
+                                - permuted_input_coset[r_prev])
+                            * l_active_row[idx]);
+                }
+            });
+        }
+        #[cfg(feature = "profile")]
+        end_timer!(timer);
     }
 }
 

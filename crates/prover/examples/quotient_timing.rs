@@ -1,9 +1,10 @@
-//! The quotient's custom gates, the engine's evaluation against halo2's own, side by side on
-//! the same coset parts of a real proof: every part the prover offers is evaluated by the CPU
-//! engine and by halo2's `GraphEvaluator` (`accel::stock_custom_gates`), each timed, and the
-//! results compared. MSMs and FFTs go to the CPU engine as usual.
+//! The quotient's coset parts (custom gates, permutation and lookup terms), the engine's
+//! evaluation against halo2's own, side by side on the same parts of a real proof: every part
+//! the prover offers is evaluated by the CPU engine and by halo2's code
+//! (`accel::stock_quotient_part`), each timed, and the results compared. MSMs and FFTs go to
+//! the CPU engine as usual.
 //!
-//! `cargo run --release -p proofmill-prover --example gate_timing [CIRCUIT]`
+//! `cargo run --release -p proofmill-prover --example quotient_timing [CIRCUIT]`
 //! (default `transfer_batch/d16-b8`; keys come from `PROOFMILL_DATA_DIR`, or are made in a
 //! temporary directory).
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a measurement tool
@@ -12,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use halo2_base::halo2_proofs::accel::{
-    set_accelerator, stock_custom_gates, Accelerator, GateData, Gates,
+    set_accelerator, stock_quotient_part, Accelerator, QuotientPart,
 };
 use halo2_base::halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G1};
 use proofmill_prover::engine::EngineAccelerator;
 use proofmill_prover::{Prover, Transcript};
 
-/// One coset part: rows, halo2's steps, engine seconds, halo2 seconds, equal results.
+/// One coset part: rows, lookups, engine seconds, halo2 seconds, equal results.
 type Part = (usize, usize, f64, f64, bool);
 
 #[derive(Debug)]
@@ -40,13 +41,13 @@ impl Accelerator for Timing {
     fn ifft(&self, a: &mut [Fr], omega_inv: Fr, log_n: u32, divisor: Fr) -> bool {
         self.engine.ifft(a, omega_inv, log_n, divisor)
     }
-    fn custom_gates(&self, gates: &Gates<'_>, data: &GateData<'_>, values: &mut [Fr]) -> bool {
+    fn quotient_part(&self, part: &QuotientPart<'_>, values: &mut [Fr]) -> bool {
         let mut stock = values.to_vec();
         let start = Instant::now();
-        stock_custom_gates(gates, data, &mut stock);
+        stock_quotient_part(part, &mut stock);
         let stock_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        if !self.engine.custom_gates(gates, data, values) {
+        if !self.engine.quotient_part(part, values) {
             values.copy_from_slice(&stock);
             return true;
         }
@@ -54,7 +55,7 @@ impl Accelerator for Timing {
         let equal = stock == *values;
         self.parts.lock().unwrap().push((
             values.len(),
-            gates.calculations.len(),
+            part.lookup_cosets.len(),
             engine_s,
             stock_s,
             equal,
@@ -89,14 +90,14 @@ fn main() {
         .unwrap();
     set_accelerator(None);
     println!(
-        "{name}: proof verified in {:.2} s (each coset part's gates evaluated twice)",
+        "{name}: proof verified in {:.2} s (each coset part evaluated twice)",
         start.elapsed().as_secs_f64()
     );
     let parts = timing.parts.lock().unwrap();
     let (mut ours, mut stock) = (0.0, 0.0);
-    for (i, (rows, steps, e, s, equal)) in parts.iter().enumerate() {
+    for (i, (rows, lookups, e, s, equal)) in parts.iter().enumerate() {
         println!(
-            "  part {i}: {rows} rows, {steps} halo2 steps: engine {:.1} ms, halo2 {:.1} ms ({:.2}x){}",
+            "  part {i}: {rows} rows, {lookups} lookups: engine {:.1} ms, halo2 {:.1} ms ({:.2}x){}",
             e * 1e3,
             s * 1e3,
             s / e,
@@ -113,6 +114,6 @@ fn main() {
     );
     assert!(
         parts.iter().all(|p| p.4),
-        "the engine's gates differ from halo2's"
+        "the engine's quotient parts differ from halo2's"
     );
 }
