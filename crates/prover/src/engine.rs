@@ -164,28 +164,44 @@ impl EngineAccelerator {
     }
 
     /// The resident handle for `bases`, loading them on first sight.
+    ///
+    /// The lock is not held while the bases load: loading runs on rayon, and a rayon thread
+    /// waiting there may pick up another proof's task that asks for bases here, which would
+    /// then wait on a lock its own thread holds (a deadlock that stalled every proof of a
+    /// process in a CI run). Two first sights of the same bases may both load; one is kept.
     fn resident(
         &self,
         bases: &[G1Affine],
     ) -> Result<Arc<BasesHandle>, proofmill_accel::AccelError> {
         let address = bases.as_ptr() as usize;
         let fingerprint = [bases[0], bases[bases.len() / 2], bases[bases.len() - 1]];
-        let mut resident = self.resident.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(r) = resident.iter().find(|r| {
-            r.address == address && r.handle.len() == bases.len() && r.fingerprint == fingerprint
-        }) {
-            return Ok(r.handle.clone());
+        let find = |resident: &[Resident]| {
+            resident
+                .iter()
+                .find(|r| {
+                    r.address == address
+                        && r.handle.len() == bases.len()
+                        && r.fingerprint == fingerprint
+                })
+                .map(|r| r.handle.clone())
+        };
+        if let Some(handle) = find(&self.resident.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(handle);
         }
-        let handle = Arc::new(self.backend.load_bases(bases)?);
+        let loaded = Arc::new(self.backend.load_bases(bases)?);
+        let mut resident = self.resident.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = find(&resident) {
+            return Ok(handle); // loaded meanwhile by another proof
+        }
         if resident.len() == RESIDENT_BASES {
             resident.remove(0);
         }
         resident.push(Resident {
             address,
             fingerprint,
-            handle: handle.clone(),
+            handle: loaded.clone(),
         });
-        Ok(handle)
+        Ok(loaded)
     }
 
     fn declined<T>(&self, value: T) -> T {
