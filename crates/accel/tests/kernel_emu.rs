@@ -255,8 +255,11 @@ fn emulated_gates(
     let rows = values.len();
     let path = |name: &str| dir.join(name).display().to_string();
     let columns = &inputs.columns[..program.columns()];
-    let mut column_words = vec![0u32; columns.len() * rows * layout::FIELD_WORDS];
-    layout::gate_columns_into(columns, rows, &mut column_words);
+    // Column after column, as CudaBackend::evaluate_gates uploads them.
+    let column_words: Vec<u32> = columns
+        .iter()
+        .flat_map(|c| layout::fr_to_words(c))
+        .collect();
     write_words(&dir.join("program"), &program.device_words());
     write_words(
         &dir.join("scalars"),

@@ -332,13 +332,6 @@ pub fn gate_grid(rows: usize) -> u32 {
         .div_ceil(GATE_THREADS as usize) as u32
 }
 
-/// A gate program's columns (each `rows` long), column after column, as device words.
-pub fn gate_columns_into(columns: &[&[Fr]], rows: usize, out: &mut [u32]) {
-    for (column, out) in columns.iter().zip(out.chunks_exact_mut(rows * FIELD_WORDS)) {
-        fr_words_into(&column[..rows], out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
