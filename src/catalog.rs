@@ -4,7 +4,7 @@ use std::{path::Path, process::ExitCode};
 
 use anyhow::{bail, Result};
 use proofmill_circuits::rollup::{RollupConfig, RollupState};
-use proofmill_prover::Prover;
+use proofmill_prover::{memory::MemoryNeed, Prover};
 
 use crate::{output::write_output, proving::lookup};
 
@@ -88,6 +88,10 @@ pub fn circuits(prover: &Prover, json: bool, no_keys: bool) -> Result<ExitCode> 
         };
         // One SRS per k is the rule; several are listed when a data directory has them.
         let vk_hash = (cached.len() == 1).then(|| cached[0].vk_hash.clone());
+        let proof_circuit = proofmill_prover::ProofCircuit::App(circuit.clone());
+        let (dims, _) = prover.circuit_dims(&proof_circuit);
+        let memory = MemoryNeed::estimate(&dims, false);
+        let first = MemoryNeed::estimate(&dims, true);
         rows.push(serde_json::json!({
             "keys": cached,
             "name": circuit.name(),
@@ -98,22 +102,36 @@ pub fn circuits(prover: &Prover, json: bool, no_keys: bool) -> Result<ExitCode> 
             "advice_cells": shape.advice_cells,
             "public_inputs": circuit.instance_names(),
             "vk_hash": vk_hash,
+            "memory": {
+                "host_bytes": memory.host_bytes,
+                "host_bytes_with_keygen": first.host_bytes,
+                "gpu_bytes": memory.gpu_bytes,
+            },
         }));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<26} {:>3} {:>7} {:>11}  VK HASH",
-            "CIRCUIT", "K", "COLUMNS", "CELLS"
+            "{:<26} {:>3} {:>7} {:>11} {:>15} {:>7}  VK HASH",
+            "CIRCUIT", "K", "COLUMNS", "CELLS", "HOST GiB (1ST)", "GPU GiB"
         );
+        let gib = |v: &serde_json::Value| proofmill_accel::host::gib(v.as_u64().unwrap_or(0));
         for r in &rows {
+            let memory = &r["memory"];
             println!(
-                "{:<26} {:>3} {:>7} {:>11}  {}",
+                "{:<26} {:>3} {:>7} {:>11} {:>15} {:>7.1}  {}",
                 r["name"].as_str().unwrap_or_default(),
-                r["k"],
-                r["advice_columns"],
-                r["advice_cells"],
+                // a JSON value's Display ignores widths: the numbers themselves
+                r["k"].as_u64().unwrap_or_default(),
+                r["advice_columns"].as_u64().unwrap_or_default(),
+                r["advice_cells"].as_u64().unwrap_or_default(),
+                format!(
+                    "{:.1} ({:.1})",
+                    gib(&memory["host_bytes"]),
+                    gib(&memory["host_bytes_with_keygen"])
+                ),
+                gib(&memory["gpu_bytes"]),
                 match (r["vk_hash"].as_str(), r["keys"].as_array().map(Vec::len)) {
                     (Some(hash), _) => hash.to_owned(),
                     (None, Some(n)) if n > 1 =>

@@ -165,6 +165,20 @@ fn circuits_lists_the_catalog() {
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"transfer_batch/d16-b8") && names.contains(&"transfer_batch/d32-b64"));
     assert!(rows.iter().all(|r| r["k"].as_u64().unwrap() >= 17));
+    // Each with the memory a proof needs, growing with k.
+    let host = |name: &str| {
+        rows.iter().find(|r| r["name"] == name).unwrap()["memory"]["host_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(host("transfer_batch/d16-b8") < host("transfer_batch/d16-b32"));
+    assert!(host("transfer_batch/d16-b32") < host("transfer_batch/d32-b64"));
+    let table = proofmill(&["circuits", "--no-keys"], dir.path());
+    let table = text(&table);
+    assert!(
+        table.contains("HOST GiB (1ST)") && table.contains("GPU GiB"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -43,6 +43,16 @@ async fn prove_job_end_to_end() {
         assert_eq!(status, StatusCode::OK, "{path}: {one}");
         assert_eq!(one["name"], CIRCUIT);
         assert_eq!(one["k"], 17);
+        // The memory placement uses: the first proof (keygen) needs more host memory than
+        // later ones, and a k=17 proof is between 0.5 and 2 GiB on the host.
+        let memory = &one["memory"];
+        let (host, first, gpu) = (
+            memory["host_bytes"].as_u64().unwrap(),
+            memory["host_bytes_with_keygen"].as_u64().unwrap(),
+            memory["gpu_bytes"].as_u64().unwrap(),
+        );
+        assert!((1u64 << 29..2u64 << 30).contains(&host), "{one}");
+        assert!(first > host && gpu > 0 && gpu < host, "{one}");
     }
 
     // Submit with an idempotency key; the same key and body gives the same job.

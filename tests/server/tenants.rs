@@ -556,6 +556,51 @@ async fn event_streams_are_capped_per_tenant() {
     server.stop().await;
 }
 
+/// The node's host memory bounds its workers together, not each one alone: with two CPU
+/// workers and host room for one proof (keygen included) but not two, two jobs run one
+/// after the other, where each idle worker would otherwise take one at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_memory_is_shared_by_the_workers() {
+    let prover = proofmill_prover::Prover::new(&shared_data_dir());
+    let (dims, _) = prover.circuit_dims(&proofmill_prover::ProofCircuit::parse(CIRCUIT).unwrap());
+    let proof = proofmill_prover::memory::MemoryNeed::estimate(&dims, false).host_bytes;
+    let first = proofmill_prover::memory::MemoryNeed::estimate(&dims, true).host_bytes;
+    assert!(
+        first < 2 * proof,
+        "room for one proof with keygen but not two proofs"
+    );
+    let room = (first.max(proof) + 2 * proof) / 2;
+    let server = TestServer::start(|c| {
+        c.cpu_workers = 2;
+        c.cpu_memory_bytes = Some(room);
+    })
+    .await;
+    let c = &server.client;
+    let mut ids = Vec::new();
+    for seed in [31, 32] {
+        let (status, accepted) =
+            json_of(submit(c, &server.url, &prove_request(seed), None).await).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let view = wait_for(c, &server.url, id, Duration::from_secs(600), terminal).await;
+        assert_eq!(view["status"], "succeeded", "{view}");
+        let history = view["history"].as_array().unwrap();
+        assert_eq!(history.len(), 1, "{view}");
+        // RFC 3339 in UTC with milliseconds: ordered as strings
+        let span = |key: &str| history[0][key].as_str().unwrap().to_owned();
+        spans.push((span("started"), span("ended")));
+    }
+    spans.sort();
+    assert!(
+        spans[1].0 >= spans[0].1,
+        "the second proof started before the first ended: {spans:?}"
+    );
+    server.stop().await;
+}
+
 /// A job that no device of any live node can hold fails at once, saying so (here the lone
 /// node's CPU worker may prove in 1 MiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -670,31 +670,26 @@ impl Backend for CudaBackend {
             (n as u32, c as u32, windows as u32, nb as u32, total as u32);
         let k = &self.kernels;
         let _guard = self.exec.lock();
-        let (d_scalars, m0) = self.upload_filled(n * layout::FIELD_WORDS, |w| {
-            layout::scalar_words_into(scalars, w)
-        })?;
-        let mut counts = self.zeros(total)?;
-        let mut offsets = self.zeros(total + 1)?;
-        let mut cursors = self.zeros(total)?;
-        let mut entries = self.zeros(n * windows)?;
-        let mut buckets = self.zeros(total * 32)?;
-        let mut sums = self.zeros(windows * 32)?;
-        // Buffers of the chunked bucket sums (msm.cu, step 4).
+        // Every buffer's size comes from `MsmBuffers`, which the prover's memory formula reads.
+        let sizes = layout::MsmBuffers::new(n, &shape);
+        let (d_scalars, m0) =
+            self.upload_filled(sizes.scalars, |w| layout::scalar_words_into(scalars, w))?;
+        let mut counts = self.zeros(sizes.per_bucket)?;
+        let mut offsets = self.zeros(sizes.offsets)?;
+        let mut cursors = self.zeros(sizes.per_bucket)?;
+        let mut entries = self.zeros(sizes.entries)?;
+        let mut buckets = self.zeros(sizes.buckets)?;
+        let mut sums = self.zeros(sizes.sums)?;
+        // Buffers of the chunked bucket sums (msm.cu, step 4); levels alternate between two
+        // buffers, each sized for its widest level.
         let levels = layout::chunk_levels(n, &shape);
         let chunk = layout::BUCKET_CHUNK;
-        // Levels alternate between two buffers: each sized for its widest level.
-        let widest = |parity: usize| {
-            levels
-                .iter()
-                .skip(parity)
-                .step_by(2)
-                .copied()
-                .max()
-                .unwrap_or(1)
-        };
-        let mut chunk_counts = self.zeros(total)?;
-        let mut chunk_offsets = [self.zeros(total + 1)?, self.zeros(total + 1)?];
-        let mut chunk_sums = [self.zeros(widest(0) * 32)?, self.zeros(widest(1) * 32)?];
+        let mut chunk_counts = self.zeros(sizes.per_bucket)?;
+        let mut chunk_offsets = [self.zeros(sizes.offsets)?, self.zeros(sizes.offsets)?];
+        let mut chunk_sums = [
+            self.zeros(sizes.chunk_sums[0])?,
+            self.zeros(sizes.chunk_sums[1])?,
+        ];
         let m1 = self.mark();
         {
             let mut b = self.stream.launch_builder(&k.msm_histogram);

@@ -1,7 +1,7 @@
 //! The devices this process proves on, and what a proof needs of them. The server asks; this
 //! module knows: which GPUs can prove (each opened, self-checked and given a [`DevicePool`]
 //! of its own), which engine the process-wide hook gets (the CPU engine when GPU workers carry
-//! the GPUs), and how much memory a proof of a circuit takes.
+//! the GPUs). How much memory a proof needs is `crate::memory`'s.
 //!
 //! It knows nothing of jobs or HTTP: the job server turns each [`ProvingDevice`] into a worker.
 
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     engine::{gpu_accelerator, install, DevicePool, Engine, Installed},
-    ProofCircuit, ProverError,
+    ProverError,
 };
 
 /// What kind of device proves.
@@ -153,28 +153,4 @@ pub fn open(engine: Engine, gpu_workers: bool, cpu_workers: usize) -> Result<Dev
         process_engine,
         no_gpu_reason,
     })
-}
-
-/// Peak memory of an aggregation proof (k=21): measured 7.7-7.9 GB on the CPU engine
-/// (docs/operations.md), rounded up.
-pub const AGGREGATION_BYTES: u64 = 8 << 30;
-
-/// Bytes a proof (or keygen) of `circuit` is expected to need on a device: the proving key's
-/// and the witness's polynomials in the extended domain for a catalog circuit, the measured
-/// peak for an aggregation. A rough but monotone estimate: it only has to rank work against
-/// free memory. The first call for a catalog circuit lays out small copies of it (see
-/// `CatalogCircuit::shape`).
-pub fn memory_needed(circuit: &ProofCircuit) -> u64 {
-    match circuit {
-        ProofCircuit::App(c) => {
-            let shape = c.shape();
-            // advice + lookup + ~10 fixed/selector/permutation/instance columns, each 32-byte
-            // elements, kept in coefficient, Lagrange and extended (x4) forms.
-            let columns = (shape.advice_columns + shape.lookup_columns + 10) as u64;
-            (1u64 << shape.k) * columns * 32 * 6
-        }
-        ProofCircuit::Aggregate(_) => AGGREGATION_BYTES,
-        // Twice the rows, twice the memory.
-        ProofCircuit::Epoch(_) => AGGREGATION_BYTES << (circuit.k() - crate::AGGREGATION_K),
-    }
 }

@@ -183,6 +183,30 @@ impl KeyStore {
         found
     }
 
+    /// The halo2-base layout of the keys named `name` (any SRS), from memory or from their
+    /// `meta.json`, without loading a key: what sizes a proof's memory before it runs.
+    pub fn cached_params(&self, name: &str) -> Option<BaseCircuitParams> {
+        let in_memory = self.loaded.lock().ok().and_then(|loaded| {
+            loaded
+                .iter()
+                .filter(|((circuit, _), _)| circuit == name)
+                .find_map(|(_, slot)| {
+                    slot.try_lock()
+                        .ok()
+                        .and_then(|s| s.as_ref().map(|k| k.config_params.clone()))
+                })
+        });
+        in_memory.or_else(|| {
+            fs::read_dir(self.circuit_dir(name))
+                .ok()?
+                .filter_map(Result::ok)
+                .filter_map(|e| fs::read(e.path().join("meta.json")).ok())
+                .filter_map(|bytes| serde_json::from_slice::<KeyMeta>(&bytes).ok())
+                .find(|meta| meta.circuit == name)
+                .map(|meta| meta.config_params)
+        })
+    }
+
     /// True when memory or disk holds the keys named `name` under SRS `srs_id` (not checked:
     /// a cheap look before admitting work that needs them).
     pub fn has(&self, name: &str, srs_id: &str) -> bool {

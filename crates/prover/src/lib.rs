@@ -11,6 +11,7 @@ pub mod engine;
 pub mod envelope;
 pub mod epoch;
 pub mod keys;
+pub mod memory;
 pub mod srs;
 
 use std::{

@@ -82,6 +82,7 @@ use crate::{auth::Caller, error::ApiError, store::JobRecord, AppState};
         verify::ProofEnvelopeSchema,
         verify::SrsLabelSchema,
         catalog::CircuitView,
+        catalog::MemoryView,
         ops::DeviceList,
         ops::NodeView,
         crate::devices::DeviceInfo,

@@ -111,9 +111,10 @@ pub struct Config {
     /// Number of CPU proving workers (each proves one job at a time on all cores). May be 0
     /// when GPU workers prove everything.
     pub cpu_workers: usize,
-    /// Host memory the CPU workers may prove in, in bytes (default: all of it). A CPU worker
-    /// takes only jobs whose estimated memory fits; a job that fits no device of this node is
-    /// left to a node it fits.
+    /// Host memory this node's proofs may use at once, in bytes (default: all of it). Every
+    /// job's estimated host memory counts against it, a GPU worker's too (its polynomials
+    /// live in host memory while the GPU computes); a job that fits no device of this node
+    /// is left to a node it fits.
     pub cpu_memory_bytes: Option<u64>,
     /// One proving worker per usable GPU, each with the engine on its own GPU (when the
     /// proving engine is `auto` or `cuda`). CPU workers then prove with the CPU engine.

@@ -302,6 +302,9 @@ pub async fn run(
         max_failures: config.max_failures,
         max_deaths: config.max_deaths,
         data_dir: config.data_dir.clone(),
+        host_memory_bytes: config
+            .cpu_memory_bytes
+            .or(proofmill_accel::host::memory().0),
     };
     let scheduler = Scheduler::new(
         store.clone(),

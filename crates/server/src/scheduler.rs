@@ -61,6 +61,9 @@ pub struct NodeSettings {
     /// The data directory whose SRS files and proving keys are shared through the bucket
     /// (when proofs go to one).
     pub data_dir: std::path::PathBuf,
+    /// Host memory this node's proofs may use at once, bytes (`cpu_memory_bytes`, else the
+    /// host's): every job's host side counts against it, a GPU worker's too.
+    pub host_memory_bytes: Option<u64>,
 }
 
 struct Inner {

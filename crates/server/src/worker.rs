@@ -26,6 +26,7 @@ use proofmill_prover::{
     devices::ProvingDevice,
     engine::DevicePool,
     epoch::{EpochValues, SettledState},
+    memory::MemoryNeed,
     KeySource, ProofCircuit, ProofEnvelope, Prover, Stage, Transcript,
 };
 use tokio::sync::mpsc::UnboundedSender;
@@ -177,8 +178,8 @@ pub struct Worker {
     info: DeviceInfo,
     telemetry: Telemetry,
     tx: SyncSender<Assignment>,
-    /// (job id, estimated bytes) of the jobs it holds, proving first.
-    inflight: Mutex<Vec<(String, u64)>>,
+    /// (job id, estimated memory) of the jobs it holds, proving first.
+    inflight: Mutex<Vec<(String, MemoryNeed)>>,
 }
 
 /// Who reports what a worker thread did.
@@ -266,8 +267,8 @@ impl Worker {
         info
     }
 
-    /// The jobs it holds.
-    pub fn jobs(&self) -> Vec<(String, u64)> {
+    /// The jobs it holds, with the memory each was placed with.
+    pub fn jobs(&self) -> Vec<(String, MemoryNeed)> {
         self.inflight.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
@@ -278,9 +279,9 @@ impl Worker {
 
     /// Holds a place for a job about to be handed over ([`Worker::send`]), so that capacity
     /// counts it while its work is being read.
-    pub fn reserve(&self, job_id: &str, estimated_bytes: u64) {
+    pub fn reserve(&self, job_id: &str, need: MemoryNeed) {
         if let Ok(mut v) = self.inflight.lock() {
-            v.push((job_id.to_owned(), estimated_bytes));
+            v.push((job_id.to_owned(), need));
         }
     }
 

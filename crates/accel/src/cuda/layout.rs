@@ -332,6 +332,99 @@ pub fn gate_grid(rows: usize) -> u32 {
         .div_ceil(GATE_THREADS as usize) as u32
 }
 
+/// The device buffers of one MSM of `n` scalars (`msm_unchecked` allocates exactly these),
+/// in u32 words: the scalars, the digit histogram and its offsets, the sorted entries, the
+/// buckets, the window sums, and the chunked bucket sums' two alternating levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsmBuffers {
+    /// The scalars in device form.
+    pub scalars: usize,
+    /// Per-bucket counters (histogram counts, cursors, chunk counts): one buffer each.
+    pub per_bucket: usize,
+    /// Per-bucket offsets (`total + 1`): the entries' and both chunk levels'.
+    pub offsets: usize,
+    /// The digit entries, one per scalar and window.
+    pub entries: usize,
+    /// The buckets (XYZZ).
+    pub buckets: usize,
+    /// The window sums (XYZZ).
+    pub sums: usize,
+    /// The two alternating levels of chunk sums (XYZZ), each sized for its widest level.
+    pub chunk_sums: [usize; 2],
+}
+
+impl MsmBuffers {
+    /// The buffers of an MSM of `n` scalars in `shape`.
+    pub fn new(n: usize, shape: &MsmShape) -> Self {
+        let total = shape.total_buckets();
+        let levels = chunk_levels(n, shape);
+        let widest = |parity: usize| {
+            levels
+                .iter()
+                .skip(parity)
+                .step_by(2)
+                .copied()
+                .max()
+                .unwrap_or(1)
+        };
+        Self {
+            scalars: n * FIELD_WORDS,
+            per_bucket: total,
+            offsets: total + 1,
+            entries: n * shape.windows,
+            buckets: total * XYZZ_WORDS,
+            sums: shape.windows * XYZZ_WORDS,
+            chunk_sums: [widest(0) * XYZZ_WORDS, widest(1) * XYZZ_WORDS],
+        }
+    }
+
+    /// All of them, in bytes (three per-bucket counters and three offset buffers).
+    pub fn bytes(&self) -> u64 {
+        let words = self.scalars
+            + 3 * self.per_bucket
+            + 3 * self.offsets
+            + self.entries
+            + self.buckets
+            + self.sums
+            + self.chunk_sums[0]
+            + self.chunk_sums[1];
+        4 * words as u64
+    }
+}
+
+/// Device bytes of an MSM of `n` scalars with the default window (the bases are resident
+/// and counted by [`bases_device_bytes`]).
+pub fn msm_device_bytes(n: usize, window_bits: Option<u32>) -> u64 {
+    MsmBuffers::new(n, &MsmShape::new(n, window_bits)).bytes()
+}
+
+/// Device bytes of `n` resident bases.
+pub fn bases_device_bytes(n: usize) -> u64 {
+    4 * (n * AFFINE_WORDS).max(16) as u64
+}
+
+/// Device bytes of one cached twiddle table of a `2^log_n` NTT ([`twiddle_words`]).
+pub fn twiddle_device_bytes(log_n: u32) -> u64 {
+    4 * (((1usize << log_n) / 2).max(1) * FIELD_WORDS) as u64
+}
+
+/// Device bytes of one NTT call of `batch` vectors of `2^log_n` (the data and the coset and
+/// inverse scaling tables; the twiddles are cached, [`twiddle_device_bytes`]).
+pub fn ntt_device_bytes(log_n: u32, batch: usize) -> u64 {
+    let lo = 1usize << log_n.div_ceil(2);
+    let hi = 1usize << (log_n - log_n.div_ceil(2));
+    let data = (batch << log_n) * FIELD_WORDS;
+    4 * (data + 2 * (lo + hi) * FIELD_WORDS) as u64
+}
+
+/// Device bytes of one `gates_evaluate` call over `rows` rows reading `columns` columns with
+/// `slots` intermediate slots (the program, scalars and rotations are a few KB, not counted).
+pub fn gates_device_bytes(rows: usize, columns: usize, slots: usize) -> u64 {
+    let threads = gate_grid(rows) as usize * GATE_THREADS as usize;
+    let words = (columns.max(1) * rows + rows + slots.max(1) * threads) * FIELD_WORDS;
+    4 * words as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ use axum::{
     extract::{Path, State},
     Json,
 };
+use proofmill_prover::{memory::MemoryNeed, ProofCircuit};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -33,15 +34,44 @@ pub struct CircuitView {
     pub public_inputs: Vec<String>,
     /// SHA-256 of the verifying key, once this appliance has its keys.
     pub vk_hash: Option<String>,
+    /// The memory a proof needs (what placement uses; docs/operations.md, "Sizing host
+    /// memory").
+    pub memory: MemoryView,
+}
+
+/// A circuit's memory estimate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemoryView {
+    /// Host memory of a proof once the key exists, bytes.
+    pub host_bytes: u64,
+    /// Host memory of the first proof, which makes the key, bytes.
+    pub host_bytes_with_keygen: u64,
+    /// Memory on a GPU proving it, bytes.
+    pub gpu_bytes: u64,
 }
 
 async fn circuit_view(state: &AppState, name: &str) -> Result<CircuitView, ApiError> {
     let circuit =
         proofmill_circuits::lookup(name).map_err(|e| ApiError::NotFound(e.to_string()))?;
     let sized = circuit.clone();
-    let shape = tokio::task::spawn_blocking(move || sized.shape())
-        .await
-        .map_err(|e| ApiError::Internal(format!("shape task: {e}")))?;
+    let prover = state.prover.clone();
+    let (shape, memory) = tokio::task::spawn_blocking(move || {
+        let (dims, _) = prover.circuit_dims(&ProofCircuit::App(sized.clone()));
+        let (proof, first) = (
+            MemoryNeed::estimate(&dims, false),
+            MemoryNeed::estimate(&dims, true),
+        );
+        (
+            sized.shape(),
+            MemoryView {
+                host_bytes: proof.host_bytes,
+                host_bytes_with_keygen: first.host_bytes,
+                gpu_bytes: proof.gpu_bytes,
+            },
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("shape task: {e}")))?;
     Ok(CircuitView {
         name: circuit.name(),
         description: circuit.description(),
@@ -55,6 +85,7 @@ async fn circuit_view(state: &AppState, name: &str) -> Result<CircuitView, ApiEr
             .map(|s| (*s).to_owned())
             .collect(),
         vk_hash: state.store.vk_hash(&circuit.name()).await?,
+        memory,
     })
 }
 

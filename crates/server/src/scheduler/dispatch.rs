@@ -17,7 +17,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use proofmill_prover::{devices::memory_needed, ProofCircuit, ProofEnvelope};
+use proofmill_prover::{
+    devices::DeviceKind,
+    memory::{aggregation_need, MemoryNeed},
+    ProofCircuit, ProofEnvelope,
+};
 
 use super::Scheduler;
 use crate::{
@@ -36,8 +40,8 @@ const RETRY_HANDOVER: Duration = Duration::from_secs(10);
 
 /// What to do with a queued job now, from its row alone.
 enum Placement {
-    /// It can run; it needs about this many bytes of device memory.
-    Ready(u64),
+    /// It can run; it needs about this much memory.
+    Ready(MemoryNeed),
     /// Not yet (its input jobs have not all succeeded).
     Wait,
     /// Never: fail it with this reason.
@@ -164,22 +168,16 @@ impl Scheduler {
                 None => {}
             }
         }
-        let bytes = match self.placement(job).await? {
-            Placement::Ready(bytes) => bytes,
+        let need = match self.placement(job).await? {
+            Placement::Ready(need) => need,
             Placement::Wait => return Ok(Tried::Skipped),
             Placement::Fail(reason) => {
                 self.fail_queued(job, &reason).await?;
                 return Ok(Tried::Gone);
             }
         };
-        let largest_here = self
-            .inner
-            .workers
-            .iter()
-            .filter_map(|w| w.info().memory_total_bytes)
-            .max();
-        if largest_here.is_some_and(|largest| bytes > largest) {
-            return match self.cluster_fit(bytes).await? {
+        if !self.fits_here(&need) {
+            return match self.cluster_fit(&need).await? {
                 None => Ok(Tried::Skipped), // another live node can run it
                 Some(reason) => {
                     self.fail_queued(job, &reason).await?;
@@ -187,7 +185,7 @@ impl Scheduler {
                 }
             };
         }
-        let Some(worker) = self.free_worker(job, bytes) else {
+        let Some(worker) = self.free_worker(job, &need) else {
             return Ok(Tried::Skipped);
         };
         let settings = &self.inner.settings;
@@ -204,7 +202,7 @@ impl Scheduler {
         if let Ok(mut cancels) = self.inner.cancels.lock() {
             cancels.insert(job.id.clone(), cancel.clone());
         }
-        worker.reserve(&job.id, bytes);
+        worker.reserve(&job.id, need);
         tracing::info!(job = %job.id, device = worker.id(), attempt, kind = %job.kind, "job started");
         self.announce(&job.id);
         let this = self.clone();
@@ -215,9 +213,37 @@ impl Scheduler {
         Ok(Tried::Placed)
     }
 
-    /// A worker of this node with room for `bytes` now, not the device the job failed on.
-    fn free_worker(&self, job: &JobRecord, bytes: u64) -> Option<Arc<Worker>> {
+    /// Whether some device of this node could ever hold `need`: its own memory (a GPU's, or
+    /// the host's for a CPU worker) and the node's host memory for the host side.
+    fn fits_here(&self, need: &MemoryNeed) -> bool {
+        let host = self.inner.settings.host_memory_bytes;
+        host.is_none_or(|host| need.host_bytes <= host)
+            && self.inner.workers.iter().any(|w| {
+                let info = w.info();
+                info.memory_total_bytes
+                    .is_none_or(|total| need.on(info.kind) <= total)
+            })
+    }
+
+    /// A worker of this node with room for `need` now, not the device the job failed on: its
+    /// device has room beside the jobs it holds (an idle device takes whatever fits it), and
+    /// the node's host memory beside every job its workers hold (GPU workers' included).
+    fn free_worker(&self, job: &JobRecord, need: &MemoryNeed) -> Option<Arc<Worker>> {
         let workers = &self.inner.workers;
+        let host_held: u64 = workers
+            .iter()
+            .flat_map(|w| w.jobs())
+            .map(|(_, held)| held.host_bytes)
+            .sum();
+        let host_room = host_held == 0
+            || self
+                .inner
+                .settings
+                .host_memory_bytes
+                .is_none_or(|host| host_held + need.host_bytes <= host);
+        if !host_room {
+            return None;
+        }
         workers
             .iter()
             .find(|worker| {
@@ -229,11 +255,12 @@ impl Scheduler {
                     return false;
                 }
                 let info = worker.info();
+                let bytes = need.on(info.kind);
                 if info.memory_total_bytes.is_some_and(|total| bytes > total) {
                     return false;
                 }
                 let held = worker.jobs();
-                let reserved: u64 = held.iter().map(|(_, b)| *b).sum();
+                let reserved: u64 = held.iter().map(|(_, b)| b.on(info.kind)).sum();
                 held.is_empty()
                     || info
                         .memory_free_bytes
@@ -242,11 +269,11 @@ impl Scheduler {
             .cloned()
     }
 
-    /// `None` when a device of another live node fits `bytes`; else why no node can run it.
-    async fn cluster_fit(&self, bytes: u64) -> Result<Option<String>, StoreError> {
+    /// `None` when a device of another live node fits `need`; else why no node can run it.
+    async fn cluster_fit(&self, need: &MemoryNeed) -> Result<Option<String>, StoreError> {
         let (nodes, now) = self.inner.store.nodes().await?;
         let stale_ms = 3 * self.inner.settings.lease.as_millis() as i64;
-        let mut largest: Option<(u64, String)> = None;
+        let mut largest: Option<(u64, String, String)> = None;
         let mut live = 0;
         for node in nodes {
             let this_node = node.node_id == self.inner.settings.node;
@@ -259,27 +286,49 @@ impl Scheduler {
                 let total = d
                     .get("memory_total_bytes")
                     .and_then(serde_json::Value::as_u64);
+                let kind = match d.get("kind").and_then(serde_json::Value::as_str) {
+                    Some("gpu") => DeviceKind::Gpu,
+                    _ => DeviceKind::Cpu,
+                };
+                let id = d
+                    .get("id")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned();
                 if let Some(total) = total {
-                    if !this_node && total >= bytes {
+                    if !this_node && total >= need.on(kind) {
                         return Ok(None);
                     }
-                    if largest.as_ref().is_none_or(|(l, _)| total > *l) {
-                        largest = Some((total, node.node_id.clone()));
+                    if largest.as_ref().is_none_or(|(l, _, _)| total > *l) {
+                        largest = Some((total, node.node_id.clone(), id));
                     }
                 }
             }
         }
         let gib = proofmill_accel::host::gib;
+        let needs = format!(
+            "needs about {:.1} GiB of host memory (on a GPU: {:.1} GiB of its memory besides)",
+            gib(need.host_bytes),
+            gib(need.gpu_bytes)
+        );
+        let host_here = self
+            .inner
+            .settings
+            .host_memory_bytes
+            .filter(|host| need.host_bytes > *host)
+            .map(|host| {
+                format!(
+                    "; this node may prove in {:.1} GiB of host memory",
+                    gib(host)
+                )
+            })
+            .unwrap_or_default();
         Ok(Some(match largest {
-            Some((total, node)) => format!(
-                "needs about {:.1} GiB of device memory; the largest device of the {live} live node(s) has {:.1} GiB (on {node}): no node of this cluster can run it",
-                gib(bytes),
+            Some((total, node, id)) => format!(
+                "{needs}; the largest device of the {live} live node(s) has {:.1} GiB ({id} on {node}){host_here}: no node of this cluster can run it",
                 gib(total)
             ),
-            None => format!(
-                "needs about {:.1} GiB of device memory, and no live node reports a device's memory",
-                gib(bytes)
-            ),
+            None => format!("{needs}, and no live node reports a device's memory{host_here}"),
         }))
     }
 
@@ -294,7 +343,16 @@ impl Scheduler {
                     )));
                 };
                 match ProofCircuit::parse(name) {
-                    Ok(circuit) => Ok(Placement::Ready(memory_needed(&circuit))),
+                    Ok(circuit) => {
+                        // Reads a key's small metadata file, or lays out small copies of a
+                        // catalog circuit the first time: off the runtime.
+                        let prover = self.inner.prover.clone();
+                        let need =
+                            tokio::task::spawn_blocking(move || prover.memory_need(&circuit))
+                                .await
+                                .map_err(|e| StoreError::Task(format!("sizing a job: {e}")))?;
+                        Ok(Placement::Ready(need))
+                    }
                     Err(e) => Ok(Placement::Fail(e.to_string())),
                 }
             }
@@ -322,9 +380,12 @@ impl Scheduler {
                         JobStatus::Queued | JobStatus::Running => return Ok(Placement::Wait),
                     }
                 }
-                Ok(Placement::Ready(
-                    proofmill_prover::devices::AGGREGATION_BYTES,
-                ))
+                // The row names the input jobs, not inline input proofs: at least two inputs.
+                let inputs = job.input_jobs.len().max(2);
+                Ok(Placement::Ready(aggregation_need(
+                    job.kind == JobKind::Epoch,
+                    inputs,
+                )))
             }
         }
     }
