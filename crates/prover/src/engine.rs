@@ -53,6 +53,8 @@ pub struct EngineAccelerator {
     quotient: std::sync::atomic::AtomicBool,
     resident: Mutex<Vec<Resident>>,
     stats: Counters,
+    /// The latest call the backend failed, and why.
+    last_error: Mutex<Option<String>>,
 }
 
 /// One base vector handed to the backend, recognised by address, length and three points.
@@ -121,7 +123,30 @@ impl EngineAccelerator {
             quotient: std::sync::atomic::AtomicBool::new(true),
             resident: Mutex::new(Vec::new()),
             stats: Counters::default(),
+            last_error: Mutex::new(None),
         }
+    }
+
+    /// The latest call the backend failed (what and why), if any did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What a job's record should say when calls failed on this engine since `before` (a GPU
+    /// out of memory, a driver error): how many, that halo2's CPU code computed them
+    /// instead, and the latest reason. `None` when none failed.
+    pub fn fallback_note(&self, before: &EngineStats) -> Option<String> {
+        let failed = self.stats().since(before).errors;
+        (failed > 0).then(|| {
+            format!(
+                "{failed} engine call(s) failed on {} and were computed by halo2's CPU code instead; the latest: {}",
+                self.backend.description(),
+                self.last_error().unwrap_or_else(|| "unknown".into())
+            )
+        })
     }
 
     /// Runs a random gate program over 2^12 rows on a GPU backend against the reference;
@@ -211,6 +236,10 @@ impl EngineAccelerator {
 
     fn failed<T>(&self, what: &str, error: &dyn std::fmt::Display, value: T) -> T {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(format!("{what}: {error}"));
         tracing::warn!(backend = %self.backend.description(), %error, "{what} failed on the engine; computed by the stock code instead");
         value
     }
@@ -633,6 +662,96 @@ mod tests {
             let err = install(Engine::Cuda).unwrap_err();
             assert!(err.to_string().contains("cuda"), "{err}");
         }
+    }
+
+    /// A backend whose device is out of memory for MSMs of 2^12 points or more, as a GPU
+    /// with too little room answers; everything else is the CPU backend's.
+    #[derive(Debug)]
+    struct OutOfMemory(proofmill_accel::CpuBackend);
+
+    #[allow(unsafe_code)] // delegates to the CPU backend under the same contract
+    impl proofmill_accel::Backend for OutOfMemory {
+        fn kind(&self) -> BackendKind {
+            self.0.kind()
+        }
+        fn instance_id(&self) -> u64 {
+            self.0.instance_id()
+        }
+        fn description(&self) -> String {
+            "a backend out of memory".into()
+        }
+        fn load_bases_unchecked(
+            &self,
+            bases: &[G1Affine],
+        ) -> Result<BasesHandle, proofmill_accel::AccelError> {
+            self.0.load_bases_unchecked(bases)
+        }
+        unsafe fn msm_unchecked(
+            &self,
+            bases: &BasesHandle,
+            scalars: &[Fr],
+            cfg: &MsmConfig,
+        ) -> Result<G1, proofmill_accel::AccelError> {
+            if scalars.len() >= 1 << 12 {
+                return Err(proofmill_accel::AccelError::Driver {
+                    op: "device allocation",
+                    detail: "CUDA_ERROR_OUT_OF_MEMORY".into(),
+                });
+            }
+            // SAFETY: the caller upholds msm_unchecked's contract, which is the same.
+            unsafe { self.0.msm_unchecked(bases, scalars, cfg) }
+        }
+        unsafe fn ntt_unchecked(
+            &self,
+            values: &mut [Fr],
+            log_n: u32,
+            cfg: &NttConfig,
+        ) -> Result<(), proofmill_accel::AccelError> {
+            // SAFETY: as above.
+            unsafe { self.0.ntt_unchecked(values, log_n, cfg) }
+        }
+        unsafe fn evaluate_gates_unchecked(
+            &self,
+            program: &proofmill_accel::gates::GateProgram,
+            inputs: &GateInputs<'_>,
+            values: &mut [Fr],
+        ) -> Result<(), proofmill_accel::AccelError> {
+            // SAFETY: as above.
+            unsafe { self.0.evaluate_gates_unchecked(program, inputs, values) }
+        }
+    }
+
+    /// A device that runs out of memory mid-proof costs speed, not the proof: every failed
+    /// MSM is computed by halo2's code, the proof verifies, and the engine says how many
+    /// calls failed and why.
+    #[test]
+    fn calls_a_device_fails_fall_back_to_the_cpu_and_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let prover = Prover::new(dir.path());
+        let circuit = CatalogCircuit::new(TransferBatchConfig::new(8, 2));
+        let input = circuit.example_input(5);
+        let engine = Arc::new(EngineAccelerator::new(Arc::new(OutOfMemory(
+            proofmill_accel::CpuBackend::new(),
+        ))));
+        let pool = DevicePool::new("short-of-memory", engine.clone(), 2).unwrap();
+        let before = engine.stats();
+        assert_eq!(engine.fallback_note(&before), None);
+        let envelope = pool
+            .run(|| prover.prove(&circuit, &input, Transcript::Poseidon, &|_| {}))
+            .expect("the proof is made (and verified) despite the failures");
+        assert_eq!(envelope.circuit, circuit.name());
+        let stats = engine.stats().since(&before);
+        assert!(stats.errors > 0 && stats.fft_calls > 0, "{stats:?}");
+        let note = engine.fallback_note(&before).unwrap();
+        assert!(
+            note.starts_with(&format!(
+                "{} engine call(s) failed on a backend out of memory",
+                stats.errors
+            )) && note.contains(
+                "an MSM: CUDA driver error during device allocation: CUDA_ERROR_OUT_OF_MEMORY"
+            ),
+            "{note}"
+        );
     }
 
     /// Each pool proves through its own accelerator, not the process-wide one, also when two

@@ -349,6 +349,10 @@ mod tests {
         let facts = ResultFacts {
             evm_gas: Some(412_345),
             epoch: Some(serde_json::json!({"epoch": 1, "chains": []})),
+            note: Some(
+                "2 engine call(s) failed on gpu0 and were computed by halo2's CPU code instead"
+                    .into(),
+            ),
         };
         let done = store
             .complete_with("job_epoch", attempt, Some("proofs/e.json"), "0xvk", &facts)
@@ -359,6 +363,8 @@ mod tests {
         assert_eq!(row.status, JobStatus::Succeeded);
         assert_eq!(row.evm_gas, Some(412_345));
         assert_eq!(row.epoch, facts.epoch);
+        let history = store.history("job_epoch").await.unwrap();
+        assert_eq!(history.last().unwrap().detail, facts.note, "{history:?}");
 
         let attempt = store
             .claim("job_plain", "n", "cpu", Duration::from_secs(60))
@@ -371,6 +377,8 @@ mod tests {
             .unwrap();
         let row = store.get("job_plain").await.unwrap().unwrap();
         assert_eq!((row.evm_gas, row.epoch), (None, None));
+        let history = store.history("job_plain").await.unwrap();
+        assert_eq!(history.last().unwrap().detail, None, "{history:?}");
         store.close().await;
     }
 }

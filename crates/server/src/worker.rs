@@ -95,6 +95,9 @@ pub enum Outcome {
         evm_gas: Option<u64>,
         /// An epoch proof: its public values, decoded.
         epoch: Option<Box<EpochValues>>,
+        /// Engine calls that failed on the device (a GPU out of memory) and ran on the CPU
+        /// instead, in words, for the attempt's history.
+        engine_note: Option<String>,
     },
     /// A keygen job's keys are ready.
     KeysReady {
@@ -410,7 +413,20 @@ fn prove_loop(
             Outcome::Cancelled
         } else {
             match pool {
-                Some(pool) => pool.run(|| run_job(prover, &job, reporter)),
+                Some(pool) => {
+                    // A GPU call that fails (out of memory, a driver error) is computed by
+                    // halo2's CPU code: the job goes on, and its record says so.
+                    let before = pool.accelerator().stats();
+                    let mut outcome = pool.run(|| run_job(prover, &job, reporter));
+                    let note = pool.accelerator().fallback_note(&before);
+                    if let Some(note) = &note {
+                        tracing::warn!(job = %job.job_id, device = %reporter.device, "{note}");
+                    }
+                    if let Outcome::Proved { engine_note, .. } = &mut outcome {
+                        *engine_note = note;
+                    }
+                    outcome
+                }
                 None => run_job(prover, &job, reporter),
             }
         };
@@ -465,6 +481,7 @@ fn proved(prover: &Prover, job_id: &str, envelope: ProofEnvelope, epoch: bool) -
         envelope: Box::new(envelope),
         evm_gas,
         epoch,
+        engine_note: None,
     }
 }
 

@@ -93,8 +93,10 @@ impl Scheduler {
                 envelope,
                 evm_gas,
                 epoch,
+                engine_note,
             } => {
                 let facts = ResultFacts {
+                    note: engine_note.clone(),
                     evm_gas: *evm_gas,
                     epoch: epoch.as_ref().and_then(|values| {
                         serde_json::to_value(values)

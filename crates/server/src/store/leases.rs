@@ -68,6 +68,9 @@ pub struct ResultFacts {
     pub evm_gas: Option<u64>,
     /// An epoch proof: its public values, decoded (`EpochValues` as JSON).
     pub epoch: Option<serde_json::Value>,
+    /// What the attempt's history says of how it ran (engine calls that fell back to the
+    /// CPU); a late proof's detail says that instead.
+    pub note: Option<String>,
 }
 
 /// What a retryable failure did.
@@ -253,11 +256,12 @@ impl JobStore {
             // Its row may already say `lease_expired`: the proof came late, and counts.
             sqlx::query(&format!(
                 "UPDATE job_attempts SET outcome = 'succeeded', ended_ms = {now}, \
-                 detail = CASE WHEN outcome IS NULL THEN NULL ELSE 'a late proof, after: ' || outcome END \
+                 detail = CASE WHEN outcome IS NULL THEN $3 ELSE 'a late proof, after: ' || outcome END \
                  WHERE job_id = $1 AND attempt = $2"
             ))
             .bind(id)
             .bind(attempt)
+            .bind(facts.note.as_deref())
             .execute(&mut *tx)
             .await?;
             // A newer attempt still running has nothing left to do.
