@@ -113,17 +113,34 @@ aggregate_check() {
   local dir
   dir=$(mktemp -d)
   "$bin/proofmill" example-batch --circuit transfer_batch/d16-b8 --count 2 --out "$dir/b.json" || return 1
+  # GPU memory in use, sampled every 100 ms while each command runs, against the prover's
+  # formula (memory.gpu_bytes of `proofmill circuits --json`; the CUDA context itself, a few
+  # hundred MiB, comes on top of it).
+  gpu_peak() {
+    local log rc
+    log=$(mktemp)
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 100 >"$log" 2>/dev/null &
+    local sampler=$!
+    "$@"
+    rc=$?
+    kill "$sampler" 2>/dev/null
+    wait "$sampler" 2>/dev/null
+    echo "GPU memory used, peak: $(sort -n "$log" | tail -n 1) MiB ($(head -n 1 "$log") MiB before)"
+    return $rc
+  }
+  "$bin/proofmill" circuits --json --no-keys | grep -A4 '"memory"' | head -n 5
   for i in 1 2; do
-    "$bin/proofmill" --backend cuda prove --circuit transfer_batch/d16-b8 --input "$dir/b-$i.json" \
+    gpu_peak "$bin/proofmill" --backend cuda prove --circuit transfer_batch/d16-b8 --input "$dir/b-$i.json" \
       --out "$dir/p-$i.json" || return 1
   done
   local start
   start=$(date +%s%N)
-  "$bin/proofmill" --backend cuda aggregate "$dir/p-1.json" "$dir/p-2.json" --out "$dir/agg.json" || return 1
-  echo "aggregation on the GPU, SRS and keys included: $((($(date +%s%N) - start) / 1000000)) ms"
+  gpu_peak "$bin/proofmill" --backend cuda aggregate "$dir/p-1.json" "$dir/p-2.json" --out "$dir/agg.json" || return 1
+  echo "aggregation on the GPU, SRS and keys included: $((($(date +%s%N) - start) / 1000000)) ms (formula: 3.6 GB of GPU memory, docs/operations.md)"
 }
 export -f aggregate_check
 step aggregate "${AGGREGATE_LIMIT:-200}" bash -c aggregate_check
+grep "GPU memory used" "$out/aggregate.log"
 tail -n 3 "$out/aggregate.log"
 
 step bench-cpu 60 "$bin/proofmill" bench --device cpu --no-prove \
