@@ -56,13 +56,82 @@ pub fn cpu_topology_in(cpuinfo: &str) -> (Option<usize>, Option<usize>) {
     )
 }
 
-/// Host memory: (`MemTotal`, `MemAvailable`) from `/proc/meminfo`, in bytes.
+/// Host memory this process may use: (total, available) in bytes, from `/proc/meminfo`
+/// (`MemTotal`, `MemAvailable`) bounded by this process's memory cgroup (a container's or a
+/// systemd unit's limit, v2 `memory.max` / v1 `memory.limit_in_bytes`, less what the cgroup
+/// uses for available), since a container sees the whole machine in `/proc/meminfo`.
 pub fn memory() -> (Option<u64>, Option<u64>) {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    (
+    let (total, available) = (
         meminfo_bytes(&text, "MemTotal"),
         meminfo_bytes(&text, "MemAvailable"),
-    )
+    );
+    match cgroup_memory() {
+        Some((limit, used)) => (
+            Some(total.map_or(limit, |t| t.min(limit))),
+            Some(available.map_or(limit.saturating_sub(used), |a| {
+                a.min(limit.saturating_sub(used))
+            })),
+        ),
+        None => (total, available),
+    }
+}
+
+/// Above this a cgroup's memory limit means "none" (v1 writes `PAGE_COUNTER_MAX` pages).
+const NO_CGROUP_LIMIT: u64 = 1 << 60;
+
+/// This process's memory cgroup: (limit, usage) in bytes, when it has a limit.
+fn cgroup_memory() -> Option<(u64, u64)> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let read = |path: String| std::fs::read_to_string(path).ok();
+    // v2 ("0::/path"): memory.max and memory.current.
+    if let Some(path) = cgroup_path(&membership, "") {
+        for dir in [format!("/sys/fs/cgroup{path}"), "/sys/fs/cgroup".to_owned()] {
+            if let Some(limit) = read(format!("{dir}/memory.max")).and_then(|t| cgroup_limit(&t)) {
+                let used = read(format!("{dir}/memory.current"))
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                return Some((limit, used));
+            }
+        }
+    }
+    // v1 ("N:memory:/path"): memory.limit_in_bytes and memory.usage_in_bytes.
+    let path = cgroup_path(&membership, "memory")?;
+    for dir in [
+        format!("/sys/fs/cgroup/memory{path}"),
+        "/sys/fs/cgroup/memory".to_owned(),
+    ] {
+        if let Some(limit) =
+            read(format!("{dir}/memory.limit_in_bytes")).and_then(|t| cgroup_limit(&t))
+        {
+            let used = read(format!("{dir}/memory.usage_in_bytes"))
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            return Some((limit, used));
+        }
+    }
+    None
+}
+
+/// The cgroup path of `controller` in `/proc/self/cgroup` (`""` for the v2 hierarchy).
+fn cgroup_path(membership: &str, controller: &str) -> Option<String> {
+    membership.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = if controller.is_empty() {
+            controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == controller)
+        };
+        matches.then(|| path.trim_end_matches('/').to_owned())
+    })
+}
+
+/// A cgroup memory limit file's value in bytes; `None` for no limit (`max`, or v1's huge
+/// number).
+fn cgroup_limit(text: &str) -> Option<u64> {
+    let limit: u64 = text.trim().parse().ok()?;
+    (limit < NO_CGROUP_LIMIT).then_some(limit)
 }
 
 /// One `/proc/meminfo` field (`MemTotal`, ...) in bytes.
@@ -122,5 +191,33 @@ mod tests {
         assert_eq!(meminfo_bytes(text, "MemTotal"), Some(24_576_000 * 1024));
         assert_eq!(meminfo_bytes(text, "MemAvailable"), Some(2048));
         assert_eq!(meminfo_bytes("nothing", "MemTotal"), None);
+    }
+
+    #[test]
+    fn cgroup_limits_and_paths() {
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("9223372036854771712\n"), None);
+        assert_eq!(cgroup_limit("17179869184\n"), Some(16 << 30));
+        let v1 = "9:name=systemd:/\n4:memory:/process_api/abc\n3:cpu,cpuacct:/x\n0::/\n";
+        assert_eq!(
+            cgroup_path(v1, "memory").as_deref(),
+            Some("/process_api/abc")
+        );
+        assert_eq!(cgroup_path(v1, "cpuacct").as_deref(), Some("/x"));
+        assert_eq!(cgroup_path(v1, "").as_deref(), Some(""));
+        assert_eq!(
+            cgroup_path("0::/kubepods/pod1/\n", "").as_deref(),
+            Some("/kubepods/pod1")
+        );
+        assert_eq!(cgroup_path("0::/\n", "memory"), None);
+        // Whatever this machine has, the bounded figures never exceed /proc/meminfo's.
+        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let (total, available) = memory();
+        if let (Some(t), Some(m)) = (total, meminfo_bytes(&text, "MemTotal")) {
+            assert!(
+                t <= m && available.is_some_and(|a| a <= t),
+                "{total:?} {available:?}"
+            );
+        }
     }
 }

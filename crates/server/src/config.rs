@@ -111,7 +111,8 @@ pub struct Config {
     /// Number of CPU proving workers (each proves one job at a time on all cores). May be 0
     /// when GPU workers prove everything.
     pub cpu_workers: usize,
-    /// Host memory this node's proofs may use at once, in bytes (default: all of it). Every
+    /// Host memory this node's proofs may use at once, in bytes (default: all of it, or the
+    /// process's cgroup limit in a container or a systemd unit with `MemoryMax`). Every
     /// job's estimated host memory counts against it, a GPU worker's too (its polynomials
     /// live in host memory while the GPU computes); a job that fits no device of this node
     /// is left to a node it fits.
