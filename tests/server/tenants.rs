@@ -601,6 +601,133 @@ async fn host_memory_is_shared_by_the_workers() {
     server.stop().await;
 }
 
+/// A large job is not kept waiting by a stream of smaller ones. The node has host room for
+/// two small proofs, or one large proof, not a large one beside a small one. Tenant small's
+/// first two jobs hold the worker (one proving, one prepared), tenant large queues one job,
+/// then small two more. When small's first proof ends, its third would fit beside its
+/// second, but the large job, first to find no room, keeps its place: it starts next, when
+/// the second ends, and small's later jobs wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_job_is_not_kept_waiting_by_smaller_ones() {
+    const SMALL: &str = "rollup/d8-t2-e1-c1";
+    // Keys first, so that every job needs a proof's memory, not keygen's.
+    let prover = std::sync::Arc::new(proofmill_prover::Prover::new(&shared_data_dir()));
+    let need = |name: &'static str| {
+        let prover = prover.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let circuit = proofmill_circuits::lookup(name).unwrap();
+                prover
+                    .keys(&circuit, proofmill_prover::KeySource::Generate, &|_| {})
+                    .unwrap();
+                let parsed = proofmill_prover::ProofCircuit::parse(name).unwrap();
+                let (dims, has_key) = prover.circuit_dims(&parsed);
+                assert!(has_key, "{name}: keys just made");
+                proofmill_prover::memory::MemoryNeed::estimate(&dims, false).host_bytes
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (small, large) = (need(SMALL).await, need(CIRCUIT).await);
+    assert!(large > small, "{CIRCUIT} needs more than {SMALL}");
+    // 2 small <= room < large + small
+    let room = small + (small + large) / 2;
+    let server = TestServer::start(|c| {
+        c.tenants = vec![
+            tenant_with_key("small", "small-key"),
+            tenant_with_key("large", "large-key"),
+        ];
+        c.cpu_memory_bytes = Some(room);
+    })
+    .await;
+    let c = &server.client;
+    let base = &server.url;
+    let small_job = |seed: u64| {
+        let body = json!({
+            "type": "prove",
+            "circuit": SMALL,
+            "input": proofmill_circuits::lookup(SMALL).unwrap().example_input(seed),
+        });
+        async move {
+            let (status, accepted) = json_of(submit(c, base, &body, Some("small-key")).await).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+            accepted["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let view = |id: String, key: &'static str| {
+        let url = server.url(&format!("/v1/jobs/{id}"));
+        async move {
+            let r = c.get(url).bearer_auth(key).send().await.unwrap();
+            json_of(r).await.1
+        }
+    };
+    let first = [small_job(1).await, small_job(2).await];
+    let start = Instant::now();
+    while view(first[1].clone(), "small-key").await["status"] != "running" {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "small's jobs never started"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (status, accepted) =
+        json_of(submit(c, &server.url, &prove_request(41), Some("large-key")).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let large_id = accepted["id"].as_str().unwrap().to_owned();
+    let later = [small_job(3).await, small_job(4).await];
+    assert_eq!(
+        view(first[0].clone(), "small-key").await["status"],
+        "running",
+        "small's first proof ended before the rest was queued; the test cannot tell"
+    );
+    let start = Instant::now();
+    loop {
+        let large = view(large_id.clone(), "large-key").await;
+        if large["status"] != "queued" {
+            assert_eq!(large["status"], "running", "{large}");
+            break;
+        }
+        for id in &later {
+            let small = view(id.clone(), "small-key").await;
+            assert_eq!(
+                small["status"], "queued",
+                "a later small job started while the large one waited: {small}"
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the large job never started: {large}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // It started once small's first jobs were done, and they were proved.
+    for id in &first {
+        let start = Instant::now();
+        let done = loop {
+            let done = view(id.clone(), "small-key").await;
+            if terminal(&done) || start.elapsed() > Duration::from_secs(60) {
+                break done;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    for (id, key) in later
+        .iter()
+        .map(|id| (id, "small-key"))
+        .chain([(&large_id, "large-key")])
+    {
+        let _ = c
+            .delete(server.url(&format!("/v1/jobs/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+}
+
 /// A job that no device of any live node can hold fails at once, saying so (here the lone
 /// node's CPU worker may prove in 1 MiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

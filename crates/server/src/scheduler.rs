@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use proofmill_prover::Prover;
+use proofmill_prover::{memory::MemoryNeed, Prover};
 use tokio::sync::{broadcast, mpsc::UnboundedReceiver, Notify};
 
 use crate::{
@@ -87,6 +87,10 @@ struct Inner {
     last_proof: Mutex<Option<Instant>>,
     /// Jobs whose hand-over failed for a passing reason, and when to try them again.
     deferred: Mutex<HashMap<String, Instant>>,
+    /// The queued job first left waiting for room on this node, and what it needs: later
+    /// jobs are placed only beside that memory until it starts, so that a stream of smaller
+    /// jobs cannot keep a large one waiting for ever.
+    waiting: Mutex<Option<(String, MemoryNeed)>>,
     /// The latest stage each running job reported, not yet written.
     stages: Mutex<HashMap<String, (i64, JobStage)>>,
     stages_ready: Notify,
@@ -119,6 +123,7 @@ impl Scheduler {
                 draining_cancel: AtomicBool::new(false),
                 last_proof: Mutex::new(None),
                 deferred: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(None),
                 stages: Mutex::new(HashMap::new()),
                 stages_ready: Notify::new(),
             }),

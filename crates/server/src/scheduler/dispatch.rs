@@ -8,6 +8,12 @@
 //! by more than the jobs already running, whatever priorities it gives them (priorities are
 //! bounded per tenant, and order only its own jobs).
 //!
+//! Jobs are placed by the memory they need (host and device, [`MemoryNeed`]). The first job
+//! that could run here but finds no room now keeps its place: until it starts (or leaves
+//! the queue), later jobs go only where they fit beside its memory, on the host and on every
+//! GPU that could hold it. Without that, a stream of small jobs, each fitting beside the
+//! last, would keep a large one waiting for as long as the stream lasts.
+//!
 //! A claimed job's request body and input proofs are read in a task of its own, never in
 //! the pass: a slow bucket or a large request delays that job, not the queue.
 
@@ -75,6 +81,16 @@ impl Scheduler {
             return Ok(());
         }
         let queued = self.inner.store.queued(CANDIDATES_PER_TENANT).await?;
+        if let Ok(mut waiting) = self.inner.waiting.lock() {
+            // A waiting job that left the candidates (placed elsewhere, cancelled, failed)
+            // holds nothing any more.
+            if waiting
+                .as_ref()
+                .is_some_and(|(id, _)| !queued.iter().any(|j| &j.id == id))
+            {
+                *waiting = None;
+            }
+        }
         if queued.is_empty() {
             return Ok(());
         }
@@ -185,7 +201,16 @@ impl Scheduler {
                 }
             };
         }
-        let Some(worker) = self.free_worker(job, &need) else {
+        let ahead = self.waiting_ahead_of(&job.id);
+        let Some(worker) = self.free_worker(job, &need, ahead.as_ref()) else {
+            if ahead.is_none() && self.could_hold(job, &need) {
+                if let Ok(mut waiting) = self.inner.waiting.lock() {
+                    if waiting.is_none() {
+                        tracing::info!(job = %job.id, host_gib = proofmill_accel::host::gib(need.host_bytes), "job waits for room; later jobs are placed beside it");
+                        *waiting = Some((job.id.clone(), need));
+                    }
+                }
+            }
             return Ok(Tried::Skipped);
         };
         let settings = &self.inner.settings;
@@ -198,6 +223,11 @@ impl Scheduler {
             return Ok(Tried::Gone); // another node claimed it first
         };
         self.set_held(&job.id, Some(attempt));
+        if let Ok(mut waiting) = self.inner.waiting.lock() {
+            if waiting.as_ref().is_some_and(|(id, _)| id == &job.id) {
+                *waiting = None;
+            }
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         if let Ok(mut cancels) = self.inner.cancels.lock() {
             cancels.insert(job.id.clone(), cancel.clone());
@@ -225,16 +255,53 @@ impl Scheduler {
             })
     }
 
+    /// What the job waiting for room needs (the scheduler's `waiting`), unless that
+    /// job is `job_id` itself.
+    fn waiting_ahead_of(&self, job_id: &str) -> Option<MemoryNeed> {
+        let waiting = self.inner.waiting.lock().ok()?;
+        waiting
+            .as_ref()
+            .filter(|(id, _)| id != job_id)
+            .map(|(_, need)| *need)
+    }
+
+    /// Whether a device of this node the job may use could hold `need` when it is idle.
+    fn could_hold(&self, job: &JobRecord, need: &MemoryNeed) -> bool {
+        let workers = &self.inner.workers;
+        workers.iter().any(|worker| {
+            let info = worker.info();
+            !self.excluded(job, worker)
+                && info
+                    .memory_total_bytes
+                    .is_none_or(|total| need.on(info.kind) <= total)
+        })
+    }
+
+    /// Whether `job` last failed on `worker`'s device and may not run there again (unless it
+    /// is this node's only device).
+    fn excluded(&self, job: &JobRecord, worker: &Worker) -> bool {
+        let here = format!("{}/{}", self.inner.settings.node, worker.id());
+        job.exclude_device.as_deref() == Some(here.as_str()) && self.inner.workers.len() > 1
+    }
+
     /// A worker of this node with room for `need` now, not the device the job failed on: its
     /// device has room beside the jobs it holds (an idle device takes whatever fits it), and
     /// the node's host memory beside every job its workers hold (GPU workers' included).
-    fn free_worker(&self, job: &JobRecord, need: &MemoryNeed) -> Option<Arc<Worker>> {
+    /// `ahead`, the need of the job waiting for room, counts as held on the host and on every
+    /// GPU that could hold it.
+    fn free_worker(
+        &self,
+        job: &JobRecord,
+        need: &MemoryNeed,
+        ahead: Option<&MemoryNeed>,
+    ) -> Option<Arc<Worker>> {
         let workers = &self.inner.workers;
         let host_held: u64 = workers
             .iter()
             .flat_map(|w| w.jobs())
             .map(|(_, held)| held.host_bytes)
-            .sum();
+            .sum::<u64>()
+            + ahead.map_or(0, |a| a.host_bytes);
         let host_room = host_held == 0
             || self
                 .inner
@@ -247,11 +314,7 @@ impl Scheduler {
         workers
             .iter()
             .find(|worker| {
-                if !worker.has_capacity() {
-                    return false;
-                }
-                let here = format!("{}/{}", self.inner.settings.node, worker.id());
-                if job.exclude_device.as_deref() == Some(here.as_str()) && workers.len() > 1 {
+                if !worker.has_capacity() || self.excluded(job, worker) {
                     return false;
                 }
                 let info = worker.info();
@@ -259,11 +322,19 @@ impl Scheduler {
                 if info.memory_total_bytes.is_some_and(|total| bytes > total) {
                     return false;
                 }
+                // A CPU worker proves one job at a time on the host, which the host check
+                // above covers; a GPU holds several jobs' buffers at once.
+                let kept = ahead
+                    .filter(|_| info.kind == DeviceKind::Gpu)
+                    .map(|a| a.on(info.kind))
+                    .filter(|a| info.memory_total_bytes.is_none_or(|total| *a <= total))
+                    .unwrap_or(0);
                 let held = worker.jobs();
-                let reserved: u64 = held.iter().map(|(_, b)| b.on(info.kind)).sum();
-                held.is_empty()
+                let reserved: u64 = held.iter().map(|(_, b)| b.on(info.kind)).sum::<u64>() + kept;
+                reserved == 0
                     || info
                         .memory_free_bytes
+                        .or(info.memory_total_bytes)
                         .is_none_or(|free| reserved + bytes <= free)
             })
             .cloned()
