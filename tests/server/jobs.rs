@@ -382,7 +382,11 @@ async fn aggregate_job_waits_for_its_prove_jobs() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{agg}");
     let agg = agg["id"].as_str().unwrap().to_owned();
-    assert_eq!(job(c, &base, &agg).await["status"], "queued");
+    let queued = job(c, &base, &agg).await;
+    assert_eq!(queued["status"], "queued");
+    // Its circuit, from its input jobs' (placement sizes it by that and its keys).
+    let circuit = format!("aggregate({CIRCUIT},{CIRCUIT})");
+    assert_eq!(queued["circuit"], circuit.as_str(), "{queued}");
     let view = wait_for(c, &base, &agg, Duration::from_secs(1800), terminal).await;
     assert_eq!(view["status"], "succeeded", "{view}");
     let (_, envelope) = json_of(
@@ -392,6 +396,7 @@ async fn aggregate_job_waits_for_its_prove_jobs() {
             .unwrap(),
     )
     .await;
+    assert_eq!(envelope["circuit"], circuit.as_str());
     let verdict = verify_over_http(c, &server, &envelope).await;
     assert_eq!(verdict["valid"], true, "{verdict}");
     server.stop().await;

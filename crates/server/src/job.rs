@@ -226,6 +226,11 @@ pub enum StoredRequest {
         final_: bool,
         /// Order among the owner's own jobs.
         priority: i32,
+        /// The aggregation's circuit, `aggregate(…)` of its inputs' circuits, when all of
+        /// them were known at submission (an input job's circuit, an input proof's
+        /// envelope): placement sizes the job by it, and by whether its keys exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        circuit: Option<String>,
     },
     /// Settle one epoch.
     Epoch {
@@ -260,12 +265,14 @@ impl StoredRequest {
         }
     }
 
-    /// The circuit named by the request (none for an aggregate or an epoch: its circuit
-    /// follows from its inputs).
+    /// The circuit of the job's proof or keys: the one a prove or keygen request names, an
+    /// aggregate's when its inputs' circuits were known at submission, none for an epoch
+    /// (its circuit orders the inputs by chain id, known only from the proofs).
     pub fn circuit(&self) -> Option<&str> {
         match self {
             Self::Prove { circuit, .. } | Self::Keygen { circuit, .. } => Some(circuit),
-            Self::Aggregate { .. } | Self::Epoch { .. } => None,
+            Self::Aggregate { circuit, .. } => circuit.as_deref(),
+            Self::Epoch { .. } => None,
         }
     }
 

@@ -341,7 +341,8 @@ pub struct JobView {
     /// `prove`, `aggregate`, `epoch` or `keygen`.
     #[serde(rename = "type")]
     pub kind: JobKind,
-    /// Prove and keygen jobs: the circuit.
+    /// The circuit of its proof or keys: a prove or keygen job's, an aggregate job's
+    /// (`aggregate(…)` of its inputs' circuits) when they were all known at submission.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit: Option<String>,
     /// Status.
@@ -672,10 +673,16 @@ async fn validate(
                     inputs.len()
                 )));
             }
+            let (inputs, circuits): (Vec<_>, Vec<_>) =
+                validate_inputs(state, caller, inputs, Folding::Aggregate)
+                    .await?
+                    .into_iter()
+                    .unzip();
             StoredRequest::Aggregate {
-                inputs: validate_inputs(state, caller, inputs, Folding::Aggregate).await?,
+                inputs,
                 final_,
                 priority,
+                circuit: aggregation_circuit(circuits),
             }
         }
         JobRequest::Epoch {
@@ -688,7 +695,11 @@ async fn validate(
             check_epoch_inputs(inputs.len())?;
             check_settled_state(&settled)?;
             StoredRequest::Epoch {
-                inputs: validate_inputs(state, caller, inputs, Folding::Epoch).await?,
+                inputs: validate_inputs(state, caller, inputs, Folding::Epoch)
+                    .await?
+                    .into_iter()
+                    .map(|(input, _)| input)
+                    .collect(),
                 state: settled,
                 final_,
                 priority,
@@ -766,7 +777,7 @@ async fn validate_inputs(
     caller: &Caller,
     inputs: Vec<serde_json::Value>,
     folding: Folding,
-) -> Result<Vec<StoredInput>, ApiError> {
+) -> Result<Vec<(StoredInput, Option<String>)>, ApiError> {
     let mut stored = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
         let input: AggregateInput = serde_json::from_value(input).map_err(|e| {
@@ -779,17 +790,28 @@ async fn validate_inputs(
     Ok(stored)
 }
 
+/// The circuit of an aggregation of proofs of `inputs`' circuits, when all are known (and
+/// the name is within the limits; the job itself then fails saying why, as before).
+fn aggregation_circuit(inputs: Vec<Option<String>>) -> Option<String> {
+    let children = inputs
+        .into_iter()
+        .map(|name| ProofCircuit::parse(&name?).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let name = ProofCircuit::Aggregate(children).name();
+    ProofCircuit::parse(&name).is_ok().then_some(name)
+}
+
 /// One aggregate or epoch input: the caller's job that makes a poseidon proof (not an
 /// epoch's), or an envelope of a poseidon proof (not an epoch's) whose circuit this
 /// appliance has keys for when it is an aggregation (an input never starts a keygen: that is
-/// a keygen job's work).
+/// a keygen job's work). With it, the circuit of its proof when that is known.
 async fn validate_input(
     state: &AppState,
     caller: &Caller,
     i: usize,
     input: AggregateInput,
     folding: Folding,
-) -> Result<StoredInput, ApiError> {
+) -> Result<(StoredInput, Option<String>), ApiError> {
     match input {
         AggregateInput::Job(id) => {
             let Some(dep) = state
@@ -823,7 +845,7 @@ async fn validate_input(
                     folding.verb()
                 )));
             }
-            Ok(StoredInput::Job(id))
+            Ok((StoredInput::Job(id), dep.circuit))
         }
         AggregateInput::Proof(proof) => {
             let bad = |e: &dyn std::fmt::Display| {
@@ -861,7 +883,7 @@ async fn validate_input(
                     folding.job()
                 )));
             }
-            Ok(StoredInput::Proof(proof))
+            Ok((StoredInput::Proof(proof), Some(circuit.name())))
         }
     }
 }
@@ -1084,6 +1106,32 @@ fn decode(text: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aggregate_is_named_by_its_inputs_circuits() {
+        let d = "transfer_batch/d16-b8";
+        let name = |names: &[Option<&str>]| {
+            aggregation_circuit(names.iter().map(|n| n.map(str::to_owned)).collect())
+        };
+        assert_eq!(
+            name(&[Some(d), Some(d)]).as_deref(),
+            Some("aggregate(transfer_batch/d16-b8,transfer_batch/d16-b8)")
+        );
+        let inner = name(&[Some(d), Some(d)]).unwrap();
+        assert_eq!(
+            name(&[Some(&inner), Some(d)]),
+            Some(format!("aggregate({inner},{d})"))
+        );
+        // An input whose circuit is unknown (an aggregate job from before names were kept),
+        // or a name beyond the limits: no name, sized by its input jobs as before.
+        assert_eq!(name(&[Some(d), None]), None);
+        assert_eq!(name(&[Some(d), Some("no/such-circuit")]), None);
+        let mut deep = d.to_owned();
+        for _ in 0..64 {
+            deep = format!("aggregate({deep},{d})");
+        }
+        assert_eq!(name(&[Some(&deep), Some(d)]), None);
+    }
 
     #[test]
     fn requests_parse_with_precise_errors() {

@@ -451,7 +451,21 @@ impl Scheduler {
                         JobStatus::Queued | JobStatus::Running => return Ok(Placement::Wait),
                     }
                 }
-                // The row names the input jobs, not inline input proofs: at least two inputs.
+                // An aggregate whose circuit is known: by its circuit and whether its keys
+                // exist, as a prove job.
+                if let Some(circuit) = job
+                    .circuit
+                    .as_deref()
+                    .and_then(|name| ProofCircuit::parse(name).ok())
+                {
+                    let prover = self.inner.prover.clone();
+                    let need = tokio::task::spawn_blocking(move || prover.memory_need(&circuit))
+                        .await
+                        .map_err(|e| StoreError::Task(format!("sizing a job: {e}")))?;
+                    return Ok(Placement::Ready(need));
+                }
+                // Else the row names the input jobs, not inline input proofs: at least two
+                // inputs, keygen included.
                 let inputs = job.input_jobs.len().max(2);
                 Ok(Placement::Ready(aggregation_need(
                     job.kind == JobKind::Epoch,
