@@ -379,14 +379,20 @@ async fn one_tenants_flood_does_not_delay_another_tenants_job() {
         } else {
             "flood-key"
         };
-        let _ = c
-            .delete(server.url(&format!("/v1/jobs/{id}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        cancel_as(&server, id, key).await;
     }
     server.stop().await;
+}
+
+/// Cancels job `id` with tenant key `key`, whatever its state (clean-up).
+async fn cancel_as(server: &TestServer, id: &str, key: &str) {
+    let _ = server
+        .client
+        .delete(server.url(&format!("/v1/jobs/{id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Failed authentication is cheap and limited: past the per-minute limit one address gets
@@ -713,18 +719,10 @@ async fn a_large_job_is_not_kept_waiting_by_smaller_ones() {
         };
         assert_eq!(done["status"], "succeeded", "{done}");
     }
-    for (id, key) in later
-        .iter()
-        .map(|id| (id, "small-key"))
-        .chain([(&large_id, "large-key")])
-    {
-        let _ = c
-            .delete(server.url(&format!("/v1/jobs/{id}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+    for id in &later {
+        cancel_as(&server, id, "small-key").await;
     }
+    cancel_as(&server, &large_id, "large-key").await;
     server.stop().await;
 }
 
