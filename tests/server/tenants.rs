@@ -607,6 +607,38 @@ async fn host_memory_is_shared_by_the_workers() {
     server.stop().await;
 }
 
+/// Two jobs on a node with two idle workers run at once, one on each, not one behind the
+/// other on the first worker (whose second place takes a job only when no device is idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_go_to_idle_workers_first() {
+    let server = TestServer::start(|c| c.cpu_workers = 2).await;
+    let c = &server.client;
+    let mut ids = Vec::new();
+    for seed in [51, 52] {
+        let (status, accepted) =
+            json_of(submit(c, &server.url, &prove_request(seed), None).await).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    let mut devices = Vec::new();
+    let mut spans = Vec::new();
+    for id in &ids {
+        let view = wait_for(c, &server.url, id, Duration::from_secs(600), terminal).await;
+        assert_eq!(view["status"], "succeeded", "{view}");
+        devices.push(view["device"].as_str().unwrap().to_owned());
+        let history = &view["history"][0];
+        let span = |key: &str| history[key].as_str().unwrap().to_owned();
+        spans.push((span("started"), span("ended")));
+    }
+    assert_ne!(devices[0], devices[1], "both jobs ran on {}", devices[0]);
+    spans.sort();
+    assert!(
+        spans[1].0 < spans[0].1,
+        "the second proof started only after the first ended: {spans:?}"
+    );
+    server.stop().await;
+}
+
 /// A large job is not kept waiting by a stream of smaller ones. The node has host room for
 /// two small proofs, or one large proof, not a large one beside a small one. Tenant small's
 /// first two jobs hold the worker (one proving, one prepared), tenant large queues one job,

@@ -288,7 +288,9 @@ impl Scheduler {
     /// device has room beside the jobs it holds (an idle device takes whatever fits it), and
     /// the node's host memory beside every job its workers hold (GPU workers' included).
     /// `ahead`, the need of the job waiting for room, counts as held on the host and on every
-    /// GPU that could hold it.
+    /// GPU that could hold it. Of the workers with room, the one holding the fewest jobs
+    /// (an idle GPU, then an idle CPU, before any device's second slot), so that two jobs
+    /// never queue on one device while another is idle.
     fn free_worker(
         &self,
         job: &JobRecord,
@@ -313,7 +315,7 @@ impl Scheduler {
         }
         workers
             .iter()
-            .find(|worker| {
+            .filter(|worker| {
                 if !worker.has_capacity() || self.excluded(job, worker) {
                     return false;
                 }
@@ -337,6 +339,7 @@ impl Scheduler {
                         .or(info.memory_total_bytes)
                         .is_none_or(|free| reserved + bytes <= free)
             })
+            .min_by_key(|worker| (worker.jobs().len(), worker.info().kind == DeviceKind::Cpu))
             .cloned()
     }
 
