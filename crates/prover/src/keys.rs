@@ -166,14 +166,9 @@ impl KeyStore {
     /// The keys of `name` on disk, under every SRS, as their metadata describes them: what
     /// listing the catalog shows without loading an SRS or a key (a few small files read).
     pub fn cached(&self, name: &str) -> Vec<CachedKey> {
-        let Ok(entries) = fs::read_dir(self.circuit_dir(name)) else {
-            return Vec::new();
-        };
-        let mut found: Vec<CachedKey> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| fs::read(e.path().join("meta.json")).ok())
-            .filter_map(|bytes| serde_json::from_slice::<KeyMeta>(&bytes).ok())
-            .filter(|meta| meta.circuit == name)
+        let mut found: Vec<CachedKey> = self
+            .metas(name)
+            .into_iter()
             .map(|meta| CachedKey {
                 srs_id: meta.srs_id,
                 vk_hash: meta.vk_hash,
@@ -197,14 +192,24 @@ impl KeyStore {
                 })
         });
         in_memory.or_else(|| {
-            fs::read_dir(self.circuit_dir(name))
-                .ok()?
-                .filter_map(Result::ok)
-                .filter_map(|e| fs::read(e.path().join("meta.json")).ok())
-                .filter_map(|bytes| serde_json::from_slice::<KeyMeta>(&bytes).ok())
-                .find(|meta| meta.circuit == name)
+            self.metas(name)
+                .into_iter()
+                .next()
                 .map(|meta| meta.config_params)
         })
+    }
+
+    /// The readable `meta.json` of every key of `name` on disk, one per SRS.
+    fn metas(&self, name: &str) -> Vec<KeyMeta> {
+        let Ok(entries) = fs::read_dir(self.circuit_dir(name)) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| fs::read(e.path().join("meta.json")).ok())
+            .filter_map(|bytes| serde_json::from_slice::<KeyMeta>(&bytes).ok())
+            .filter(|meta| meta.circuit == name)
+            .collect()
     }
 
     /// True when memory or disk holds the keys named `name` under SRS `srs_id` (not checked:

@@ -275,6 +275,14 @@ impl Worker {
         self.inflight.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
+    /// Whether its device could hold `need` when idle (its total memory: a GPU's, or the
+    /// host's for a CPU worker).
+    pub fn could_hold(&self, need: &MemoryNeed) -> bool {
+        let info = self.info();
+        info.memory_total_bytes
+            .is_none_or(|total| need.on(info.kind) <= total)
+    }
+
     /// Whether it can take another job now.
     pub fn has_capacity(&self) -> bool {
         self.jobs().len() < PIPELINE_DEPTH

@@ -248,11 +248,7 @@ impl Scheduler {
     fn fits_here(&self, need: &MemoryNeed) -> bool {
         let host = self.inner.settings.host_memory_bytes;
         host.is_none_or(|host| need.host_bytes <= host)
-            && self.inner.workers.iter().any(|w| {
-                let info = w.info();
-                info.memory_total_bytes
-                    .is_none_or(|total| need.on(info.kind) <= total)
-            })
+            && self.inner.workers.iter().any(|w| w.could_hold(need))
     }
 
     /// What the job waiting for room needs (the scheduler's `waiting`), unless that
@@ -267,14 +263,10 @@ impl Scheduler {
 
     /// Whether a device of this node the job may use could hold `need` when it is idle.
     fn could_hold(&self, job: &JobRecord, need: &MemoryNeed) -> bool {
-        let workers = &self.inner.workers;
-        workers.iter().any(|worker| {
-            let info = worker.info();
-            !self.excluded(job, worker)
-                && info
-                    .memory_total_bytes
-                    .is_none_or(|total| need.on(info.kind) <= total)
-        })
+        self.inner
+            .workers
+            .iter()
+            .any(|worker| !self.excluded(job, worker) && worker.could_hold(need))
     }
 
     /// Whether `job` last failed on `worker`'s device and may not run there again (unless it
@@ -316,21 +308,17 @@ impl Scheduler {
         workers
             .iter()
             .filter(|worker| {
-                if !worker.has_capacity() || self.excluded(job, worker) {
+                if !worker.has_capacity() || self.excluded(job, worker) || !worker.could_hold(need)
+                {
                     return false;
                 }
                 let info = worker.info();
                 let bytes = need.on(info.kind);
-                if info.memory_total_bytes.is_some_and(|total| bytes > total) {
-                    return false;
-                }
                 // A CPU worker proves one job at a time on the host, which the host check
                 // above covers; a GPU holds several jobs' buffers at once.
                 let kept = ahead
-                    .filter(|_| info.kind == DeviceKind::Gpu)
-                    .map(|a| a.on(info.kind))
-                    .filter(|a| info.memory_total_bytes.is_none_or(|total| *a <= total))
-                    .unwrap_or(0);
+                    .filter(|a| info.kind == DeviceKind::Gpu && worker.could_hold(a))
+                    .map_or(0, |a| a.on(info.kind));
                 let held = worker.jobs();
                 let reserved: u64 = held.iter().map(|(_, b)| b.on(info.kind)).sum::<u64>() + kept;
                 reserved == 0
@@ -417,16 +405,7 @@ impl Scheduler {
                     )));
                 };
                 match ProofCircuit::parse(name) {
-                    Ok(circuit) => {
-                        // Reads a key's small metadata file, or lays out small copies of a
-                        // catalog circuit the first time: off the runtime.
-                        let prover = self.inner.prover.clone();
-                        let need =
-                            tokio::task::spawn_blocking(move || prover.memory_need(&circuit))
-                                .await
-                                .map_err(|e| StoreError::Task(format!("sizing a job: {e}")))?;
-                        Ok(Placement::Ready(need))
-                    }
+                    Ok(circuit) => Ok(Placement::Ready(self.sized(circuit).await?)),
                     Err(e) => Ok(Placement::Fail(e.to_string())),
                 }
             }
@@ -461,11 +440,7 @@ impl Scheduler {
                     .as_deref()
                     .and_then(|name| ProofCircuit::parse(name).ok())
                 {
-                    let prover = self.inner.prover.clone();
-                    let need = tokio::task::spawn_blocking(move || prover.memory_need(&circuit))
-                        .await
-                        .map_err(|e| StoreError::Task(format!("sizing a job: {e}")))?;
-                    return Ok(Placement::Ready(need));
+                    return Ok(Placement::Ready(self.sized(circuit).await?));
                 }
                 // Else the row names the input jobs, not inline input proofs: at least two
                 // inputs, keygen included.
@@ -476,6 +451,16 @@ impl Scheduler {
                 )))
             }
         }
+    }
+
+    /// [`Prover::memory_need`](proofmill_prover::Prover::memory_need) of `circuit`, off the
+    /// runtime: it reads a key's small metadata file, or lays out small copies of a catalog
+    /// circuit the first time.
+    async fn sized(&self, circuit: ProofCircuit) -> Result<MemoryNeed, StoreError> {
+        let prover = self.inner.prover.clone();
+        tokio::task::spawn_blocking(move || prover.memory_need(&circuit))
+            .await
+            .map_err(|e| StoreError::Task(format!("sizing a job: {e}")))
     }
 
     async fn fail_queued(&self, job: &JobRecord, reason: &str) -> Result<(), StoreError> {
